@@ -1,0 +1,3 @@
+from trw_platform.cli import app
+
+app()

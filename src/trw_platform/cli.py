@@ -1,0 +1,127 @@
+"""The ``trw-platform`` command."""
+
+import os
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+import uvicorn
+
+from trw_platform import __version__
+from trw_platform.core import migrate as migrations
+from trw_platform.core.cli_support import console, run_in_session
+from trw_platform.core.logging import configure_logging
+from trw_platform.core.settings import Settings, get_settings
+from trw_platform.orgs.bootstrap import create_first_org_if_empty, needs_trusted_host
+from trw_platform.orgs.cli import keys_app, orgs_app
+
+app = typer.Typer(
+    help="Self-hostable server for the TRW platform API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+
+
+def _settings_help() -> str:
+    lines = ["Settings, read from the environment:\n\n"]
+    for name, field in Settings.model_fields.items():
+        default = (
+            field.default.get_secret_value() if name == "SECRET_KEY" else field.default
+        )
+        lines.append(
+            f"TRW_SERVER_{name} (default {default!s:.40}): {field.description}\n\n"
+        )
+    return "".join(lines)
+
+
+@app.callback()
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+
+
+@app.command(epilog=_settings_help())
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Listen address [TRW_SERVER_HOST].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="TCP port [TRW_SERVER_PORT].")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Worker processes [TRW_SERVER_WORKERS]."),
+    ] = None,
+) -> None:
+    """Apply migrations, create a first organization on an empty database, and serve."""
+    _apply_overrides(host=host, port=port, workers=workers)
+    settings = get_settings()
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    settings.secret_key()
+    migrations.upgrade(settings.database_url)
+
+    raw_key = run_in_session(create_first_org_if_empty)
+    if raw_key is not None:
+        _print_first_run(settings, raw_key)
+
+    uvicorn.run(
+        "trw_platform.app:create_app",
+        factory=True,
+        host=settings.HOST,
+        port=settings.PORT,
+        workers=settings.WORKERS,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
+        log_config=None,
+        server_header=False,
+    )
+
+
+def _apply_overrides(**values: object) -> None:
+    # Environment variables, so worker processes read the same settings.
+    for name, value in values.items():
+        if value is not None:
+            os.environ[f"TRW_SERVER_{name.upper()}"] = str(value)
+    get_settings.cache_clear()
+
+
+def _print_first_run(settings: Settings, raw_key: str) -> None:
+    url = settings.public_url
+    console.print(
+        "\nCreated the first organization and its API key."
+        " The key is shown only once:\n"
+    )
+    console.print(f"  {raw_key}\n", soft_wrap=True, highlight=False)
+    console.print("Point trw-mcp at this server:\n")
+    console.print(f"  export TRW_PLATFORM_URL={url}", soft_wrap=True, highlight=False)
+    console.print(
+        f"  export TRW_PLATFORM_API_KEY={raw_key}", soft_wrap=True, highlight=False
+    )
+    if needs_trusted_host(url):
+        host = urlsplit(url).hostname
+        console.print(
+            f"  export TRW_PLATFORM_TRUSTED_HOSTS={host}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    console.print("")
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations up to a revision (default: the latest)."""
+    settings = get_settings()
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(settings.database_url, revision)
+    current = migrations.current_revision_sync(settings.database_url)
+    console.print(f"Database is at revision {current}")
+
+
+@app.command()
+def version() -> None:
+    """Print the server version."""
+    console.print(__version__)

@@ -1,0 +1,160 @@
+"""Application errors and the handlers that render the error envelope.
+
+Every error body is ``{"error": code, "detail": ..., "request_id": ...}``.
+
+    AppError
+    ├── BadRequest            400 bad_request
+    ├── Unauthorized          401 unauthorized (sets WWW-Authenticate)
+    ├── Forbidden             403 forbidden
+    ├── NotFound              404 not_found
+    ├── Conflict              409 conflict
+    ├── PayloadTooLarge       413 payload_too_large
+    ├── UnsupportedMediaType  415 unsupported_media_type
+    └── RateLimited           429 rate_limited (sets Retry-After)
+"""
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+INTERNAL_ERROR_DETAIL = "An unexpected error occurred."
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_server_error",
+    503: "service_unavailable",
+}
+
+
+class AppError(Exception):
+    status_code = 400
+    code = "bad_request"
+    detail = "The request is invalid."
+
+    def __init__(
+        self,
+        detail: Any = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.detail = self.detail if detail is None else detail
+        self.code = code or self.code
+        self.headers = headers or {}
+        super().__init__(str(self.detail))
+
+
+class BadRequest(AppError):
+    pass
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "unauthorized"
+    detail = "Invalid or expired token"
+
+    def __init__(self, detail: Any = None, *, code: str | None = None) -> None:
+        super().__init__(
+            detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="trw"'}
+        )
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    detail = "The credential is not allowed to do this."
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    detail = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    detail = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    detail = "The request body is too large."
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+    detail = "The request body must be application/json."
+
+
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+    detail = "Too many requests; retry after the number of seconds in Retry-After."
+
+    def __init__(self, retry_after: int, detail: Any = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def error_body(request_id: str | None, code: str, detail: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, "request_id": request_id}
+
+
+def error_response(
+    request: Request,
+    status_code: int,
+    code: str,
+    detail: Any,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(
+        error_body(request_id, code, detail), status_code=status_code, headers=headers
+    )
+
+
+async def handle_app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(request, exc.status_code, exc.code, exc.detail, exc.headers)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]}
+        for item in exc.errors()
+    ]
+    return error_response(request, 422, "validation_error", detail)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.method} {request.url.path}"
+    return error_response(request, exc.status_code, code, detail, exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, handle_app_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)

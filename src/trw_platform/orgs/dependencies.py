@@ -1,0 +1,95 @@
+"""Resolve the calling organization from a bearer API key or its JWT."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+
+from trw_platform.auth import tokens
+from trw_platform.core.db import SessionDep
+from trw_platform.core.errors import Forbidden, Unauthorized
+from trw_platform.core.requests import client_ip
+from trw_platform.orgs import keys, scopes, service
+from trw_platform.orgs.models import ApiKey
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    key_id: str
+    organization_id: str
+    scopes: list[str]
+
+
+def bearer_token(request: Request) -> str:
+    """Return the bearer credential; raises Unauthorized when absent."""
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthorized(
+            "Missing bearer credential: send 'Authorization: Bearer <API key>'."
+        )
+    return credential.strip()
+
+
+async def _resolve_key(
+    request: Request, session: SessionDep, credential: str
+) -> ApiKey:
+    api_key: ApiKey | None
+    if credential.startswith(keys.PREFIXES):
+        api_key = await service.find_active_key(session, raw_key=credential)
+    else:
+        api_key = await _key_from_token(request, session, credential)
+
+    if api_key is None:
+        log.warning("auth.rejected", client_ip=client_ip(request.scope))
+        await request.app.state.limiter.check(
+            request.scope, "auth", client_ip(request.scope)
+        )
+        raise Unauthorized()
+    return api_key
+
+
+async def _key_from_token(
+    request: Request, session: SessionDep, credential: str
+) -> ApiKey | None:
+    secret = request.app.state.settings.secret_key()
+    claims = tokens.decode_token(secret, credential, token_type=tokens.API_KEY_TOKEN)
+    if claims is None:
+        return None
+    return await service.find_active_key_by_id(session, key_id=claims["sub"])
+
+
+def require_scope(
+    scope: str, *, policy: str = "default"
+) -> Callable[..., Awaitable[ApiKeyPrincipal]]:
+    """Build a dependency that authenticates, rate-limits and checks one scope."""
+
+    async def dependency(request: Request, session: SessionDep) -> ApiKeyPrincipal:
+        api_key = await _resolve_key(request, session, bearer_token(request))
+        await request.app.state.limiter.check(request.scope, policy, api_key.id)
+        if not scopes.grants(api_key.scopes, scope):
+            raise Forbidden(
+                f"This API key lacks the scope {scope!r}.", code="insufficient_scope"
+            )
+
+        await service.record_key_use(
+            session, api_key=api_key, ip=client_ip(request.scope)
+        )
+        request.state.organization_id = api_key.organization_id
+        return ApiKeyPrincipal(
+            api_key.id, api_key.organization_id, list(api_key.scopes)
+        )
+
+    return dependency
+
+
+TelemetryWriter = Annotated[
+    ApiKeyPrincipal, Depends(require_scope(scopes.TELEMETRY_WRITE, policy="telemetry"))
+]
+TelemetryReader = Annotated[
+    ApiKeyPrincipal, Depends(require_scope(scopes.TELEMETRY_READ))
+]

@@ -1,0 +1,30 @@
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from trw_platform import __version__
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["public"])
+root_router = APIRouter(tags=["public"])
+
+
+@root_router.get("/", include_in_schema=False)
+async def read_root() -> dict[str, str]:
+    """Answer the client doctor probe, which expects 200 at the base URL."""
+    return {"service": "trw-platform", "version": __version__, "docs": "/docs"}
+
+
+@router.get("/health", responses={503: {"description": "Database unreachable"}})
+async def read_health(request: Request) -> JSONResponse:
+    """Health check: service status, version and database reachability."""
+    try:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:
+        log.exception("health.database_failed")
+        body = {"status": "degraded", "version": __version__, "database": "unavailable"}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ok", "version": __version__, "database": "ok"})
