@@ -111,14 +111,14 @@ def _print_first_run(settings: Settings, raw_key: str) -> None:
 
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
 ) -> None:
     """Apply database migrations up to a revision (default: the latest)."""
     settings = get_settings()
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(settings.database_url, revision)
-    current = migrations.current_revision_sync(settings.database_url)
-    console.print(f"Database is at revision {current}")
+    current = migrations.current_revisions_sync(settings.database_url)
+    console.print(f"Database is at revision {', '.join(current) or 'none'}")
 
 
 @app.command()

@@ -42,7 +42,7 @@ def _in_thread(target: object, *args: object) -> None:
         raise errors[0]
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Apply migrations up to ``revision``; a current database is left as is."""
     log.info("migrations.started", revision=revision)
     _in_thread(command.upgrade, alembic_config(database_url), revision)
@@ -53,20 +53,21 @@ def downgrade(database_url: str, revision: str) -> None:
     _in_thread(command.downgrade, alembic_config(database_url), revision)
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+def head_revisions() -> tuple[str, ...]:
+    """Return every head: each domain keeps its own branch of migrations."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
 
 
-async def current_revision(database_url: str) -> str | None:
+async def current_revisions(database_url: str) -> tuple[str, ...]:
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
+                lambda sync: MigrationContext.configure(sync).get_current_heads()
             )
     finally:
         await engine.dispose()
 
 
-def current_revision_sync(database_url: str) -> str | None:
-    return asyncio.run(current_revision(database_url))
+def current_revisions_sync(database_url: str) -> tuple[str, ...]:
+    return asyncio.run(current_revisions(database_url))
