@@ -21,7 +21,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     folder = tmp_path_factory.mktemp(request.param)
     with migrated_database(request.param, folder) as url:
         yield url
@@ -37,6 +39,12 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+async def close_app(app: FastAPI) -> None:
+    """Release what the lifespan would release; ASGITransport runs no lifespan."""
+    await app.state.limiter.aclose()
+    await app.state.engine.dispose()
 
 
 async def empty_tables(app: FastAPI) -> None:
@@ -60,13 +68,15 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     await empty_tables(application)
     yield application
-    await application.state.engine.dispose()
+    await close_app(application)
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver"
+    ) as http:
         yield http
 
 

@@ -20,7 +20,9 @@ class OrgWithKey:
         return {"Authorization": f"Bearer {self.raw_key}"}
 
 
-async def make_org(db: AsyncSession, name: str = "Acme", **overrides: object) -> Organization:
+async def make_org(
+    db: AsyncSession, name: str = "Acme", **overrides: object
+) -> Organization:
     organization = await service.create_organization(db, name=name, **overrides)  # type: ignore[arg-type]
     await db.commit()
     return organization

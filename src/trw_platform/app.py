@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.info("server.started", version=__version__, database=engine.dialect.name)
         yield
+        await limiter.aclose()
         await engine.dispose()
         log.info("server.stopped")
 

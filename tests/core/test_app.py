@@ -7,7 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import make_settings
+from tests.conftest import close_app, make_settings
 from tests.factories import make_org_with_key
 from trw_platform.app import create_app
 
@@ -74,7 +74,9 @@ async def test_trailing_slash_served_not_redirected(client: httpx.AsyncClient) -
 async def test_request_id_generated_and_echoed(client: httpx.AsyncClient) -> None:
     generated = await client.get("/v1/health")
     echoed = await client.get("/v1/health", headers={"X-Request-ID": "req-12345678"})
-    unsafe = await client.get("/v1/health", headers={"X-Request-ID": "bad id\twith tab"})
+    unsafe = await client.get(
+        "/v1/health", headers={"X-Request-ID": "bad id\twith tab"}
+    )
 
     assert len(generated.headers["x-request-id"]) == 36
     assert echoed.headers["x-request-id"] == "req-12345678"
@@ -107,14 +109,18 @@ async def test_validation_error_lists_locations(client: httpx.AsyncClient) -> No
     assert {"loc", "msg", "type"} <= set(body["detail"][0])
 
 
-async def test_oversized_body_rejected_by_length(tmp_path: Path, database_url: str) -> None:
+async def test_oversized_body_rejected_by_length(
+    tmp_path: Path, database_url: str
+) -> None:
     app = create_app(make_settings(database_url, tmp_path, MAX_BODY_BYTES=2048))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         response = await http.post(
-            "/v1/auth/token", content=b"x" * 4096, headers={"content-type": "application/json"}
+            "/v1/auth/token",
+            content=b"x" * 4096,
+            headers={"content-type": "application/json"},
         )
-    await app.state.engine.dispose()
+    await close_app(app)
 
     body = assert_envelope(response, 413, "payload_too_large")
     assert "2048" in body["detail"]

@@ -16,6 +16,9 @@ import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from trw_platform.core.errors import RateLimited
 from trw_platform.core.settings import Settings
@@ -23,6 +26,7 @@ from trw_platform.core.settings import Settings
 log = structlog.get_logger(__name__)
 
 STATE_KEY = "rate_limits"
+STORAGE_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,8 @@ class RateLimiter:
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.RATE_LIMIT_ENABLED
-        self.storage = _create_storage(settings.REDIS_URL)
+        self._pool = _create_pool(settings.REDIS_URL)
+        self.storage = _create_storage(settings.REDIS_URL, self._pool)
         self._limiter = FixedWindowRateLimiter(self.storage)
         self.policies = {
             "default": Policy("default", parse(settings.RATE_LIMIT_DEFAULT)),
@@ -56,7 +61,7 @@ class RateLimiter:
             "ip": Policy("ip", parse(settings.RATE_LIMIT_IP)),
             "auth": Policy("auth", parse(settings.RATE_LIMIT_AUTH)),
         }
-        self._storage_failing = False
+        self._failed_at: float | None = None
 
     async def check(
         self, scope: dict[str, Any], policy_name: str, identity: str
@@ -80,34 +85,59 @@ class RateLimiter:
             raise RateLimited(retry_after=outcome.reset_seconds)
 
     async def _hit(self, policy: Policy, identity: str) -> Outcome | None:
+        # NOTE: a counter store that is down must not take the API down with
+        # it: requests go through uncounted, the failure is logged once, and
+        # the store is tried again only after a pause.
+        now = time.monotonic()
+        if (
+            self._failed_at is not None
+            and now - self._failed_at < STORAGE_RETRY_SECONDS
+        ):
+            return None
         try:
             allowed = await self._limiter.hit(policy.item, policy.name, identity)
             stats = await self._limiter.get_window_stats(
                 policy.item, policy.name, identity
             )
         except Exception:
-            # NOTE: a counter store that is down must not take the API down with
-            # it, so the request is let through and the failure logged once
-            # until the store answers again.
-            if not self._storage_failing:
+            if self._failed_at is None:
                 log.exception("rate_limit.storage_failed", policy=policy.name)
-            self._storage_failing = True
+            self._failed_at = now
             return None
 
-        if self._storage_failing:
+        if self._failed_at is not None:
             log.info("rate_limit.storage_recovered")
-            self._storage_failing = False
+            self._failed_at = None
         reset = max(1, math.ceil(stats.reset_time - time.time()))
         return Outcome(policy, stats.remaining, reset, allowed)
 
     async def reset(self) -> None:
         await self.storage.reset()
 
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
 
-def _create_storage(redis_url: str) -> Storage:
+
+def _create_pool(redis_url: str) -> ConnectionPool | None:
     if not redis_url:
+        return None
+    # Short timeouts: while Redis is down, each request waits at most this
+    # long before it is let through without a count.
+    return ConnectionPool.from_url(
+        redis_url,
+        socket_connect_timeout=0.25,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+
+
+def _create_storage(redis_url: str, pool: ConnectionPool | None) -> Storage:
+    if pool is None:
         return MemoryStorage()
-    return RedisStorage(f"async+{redis_url}", implementation="redispy")
+    return RedisStorage(
+        f"async+{redis_url}", implementation="redispy", connection_pool=pool
+    )
 
 
 def rate_limit_headers(outcomes: list[Outcome]) -> list[tuple[bytes, bytes]]:
