@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import BigInteger, Float, Select, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trw_platform.core.errors import BadRequest
@@ -32,6 +32,15 @@ class EventFilters:
     status: str | None = None
 
 
+def _sum_int(column: Any) -> Any:
+    # PostgreSQL sums BIGINT as NUMERIC, which arrives as Decimal.
+    return cast(func.sum(column), BigInteger)
+
+
+def _sum_float(column: Any) -> Any:
+    return cast(func.sum(column), Float)
+
+
 def _hourly_in_window(organization_id: str, window: Window) -> list[Any]:
     return [
         TelemetryHourly.organization_id == organization_id,
@@ -50,10 +59,10 @@ async def stats(
             table.event_type,
             table.status,
             table.tool_name,
-            func.sum(table.event_count),
-            func.sum(table.error_count),
-            func.sum(table.duration_count),
-            func.sum(table.duration_ms_sum),
+            _sum_int(table.event_count),
+            _sum_int(table.error_count),
+            _sum_int(table.duration_count),
+            _sum_float(table.duration_ms_sum),
         )
         .where(*_hourly_in_window(organization_id, window))
         .group_by(table.event_type, table.status, table.tool_name)
@@ -116,10 +125,10 @@ async def hourly(
     query = (
         select(
             table.hour,
-            func.sum(table.event_count),
-            func.sum(table.error_count),
-            func.sum(table.duration_count),
-            func.sum(table.duration_ms_sum),
+            _sum_int(table.event_count),
+            _sum_int(table.error_count),
+            _sum_int(table.duration_count),
+            _sum_float(table.duration_ms_sum),
         )
         .where(*_hourly_in_window(organization_id, window))
         .group_by(table.hour)

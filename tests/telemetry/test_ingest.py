@@ -1,0 +1,433 @@
+"""POST /v1/telemetry: every client shape, per-event rejects, dedup, caps."""
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.core.test_app import assert_envelope
+from tests.factories import OrgWithKey, make_org_with_key
+from trw_platform.telemetry.models import Installation, TelemetryEvent, TelemetryHourly
+
+pytestmark = pytest.mark.anyio
+
+URL = "/v1/telemetry"
+
+PIPELINE_TOOL_CALL = {
+    "installation_id": "0123456789abcdef",
+    "framework_version": "9.5.1",
+    "event_type": "tool_invocation",
+    "phase": "implement",
+    "ts": "2026-12-04T10:15:00+00:00",
+    "tool_name": "trw_learn",
+    "duration_ms": 12.5,
+    "outcome": "success",
+    "status": "success",
+    "success": True,
+    "session_id": "sess-1",
+    "run_id": None,
+}
+LEGACY_SESSION_START = {
+    "timestamp": "2026-12-04T09:00:00Z",
+    "installation_id": "0123456789abcdef",
+    "framework_version": "v24.0_TRW",
+    "event_type": "session_start",
+    "learnings_loaded": 7,
+}
+LEGACY_TOOL_RECORD = {
+    "ts": "2026-12-04T09:01:00Z",
+    "event": "tool_call",
+    "tool": "trw_recall",
+    "args_hash": "deadbeef",
+    "duration_ms": 40,
+    "result_summary": "3 results",
+    "success": False,
+}
+INSTALLER_EVENT = {
+    "event_type": "install_complete",
+    "installation_id": "fedcba9876543210",
+    "os_platform": "Linux",
+    "python_version": "3.11.7",
+    "framework_version": "9.5.1",
+    "profile": "claude-code",
+    "install_outcome": "success",
+}
+
+
+async def post(
+    client: httpx.AsyncClient, org: OrgWithKey, events: list
+) -> httpx.Response:
+    return await client.post(URL, json={"events": events}, headers=org.headers)
+
+
+async def stored(db: AsyncSession, org: OrgWithKey) -> list[TelemetryEvent]:
+    query = (
+        select(TelemetryEvent)
+        .where(TelemetryEvent.organization_id == org.organization.id)
+        .order_by(TelemetryEvent.id)
+    )
+    return list(await db.scalars(query))
+
+
+@pytest.fixture
+async def org(db: AsyncSession) -> OrgWithKey:
+    return await make_org_with_key(db)
+
+
+async def test_every_client_shape_stored(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    events = [
+        PIPELINE_TOOL_CALL,
+        LEGACY_SESSION_START,
+        LEGACY_TOOL_RECORD,
+        INSTALLER_EVENT,
+    ]
+
+    response = await post(client, org, events)
+    rows = await stored(db, org)
+
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 4, "duplicates": 0, "rejected": []}
+    assert [row.event_type for row in rows] == [
+        "tool_invocation",
+        "session_start",
+        "tool_call",
+        "install_complete",
+    ]
+    pipeline, legacy, record, installer = rows
+    assert pipeline.tool_name == "trw_learn"
+    assert pipeline.duration_ms == 12.5
+    assert pipeline.occurred_at == datetime(2026, 12, 4, 10, 15, tzinfo=UTC)
+    assert pipeline.payload == {"outcome": "success", "success": True, "run_id": None}
+    assert legacy.occurred_at == datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    assert legacy.payload == {"learnings_loaded": 7}
+    assert record.tool_name == "trw_recall"
+    assert record.status == "error"
+    assert record.payload["event"] == "tool_call"
+    assert installer.os_platform == "Linux"
+    assert installer.payload["install_outcome"] == "success"
+
+
+async def test_event_without_any_type_is_unknown(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    response = await post(client, org, [{"foo": "bar"}])
+
+    rows = await stored(db, org)
+    assert response.json()["accepted"] == 1
+    assert rows[0].event_type == "unknown"
+    assert rows[0].payload == {"foo": "bar"}
+
+
+async def test_numbers_as_strings_and_floats_coerced(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    event = {
+        "event_type": "session_end",
+        "duration_ms": "1500.5",
+        "input_tokens": 42.0,
+        "output_tokens": "17",
+        "test_count": "many",
+        "mypy_passed": "true",
+        "ceremony_score": "NaN",
+        "installation_id": 1234567890123456,
+    }
+
+    response = await post(client, org, [event])
+    row = (await stored(db, org))[0]
+
+    assert response.json()["accepted"] == 1
+    assert row.duration_ms == 1500.5
+    assert row.input_tokens == 42
+    assert row.output_tokens == 17
+    assert row.test_count is None
+    assert row.mypy_passed is True
+    assert row.ceremony_score is None
+    assert row.installation_id == "1234567890123456"
+    assert row.payload == {"test_count": "many", "ceremony_score": "NaN"}
+
+
+async def test_bad_events_rejected_alone(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    events = [
+        PIPELINE_TOOL_CALL,
+        "not an object",
+        {"event_type": "x", "session_id": {"nested": True}},
+        {"event_type": "x", "tool_name": "t" * 201},
+        [1, 2],
+        LEGACY_TOOL_RECORD,
+    ]
+
+    response = await post(client, org, events)
+    body = response.json()
+
+    assert response.status_code == 200
+    assert body["accepted"] == 2
+    assert [item["index"] for item in body["rejected"]] == [1, 2, 3, 4]
+    assert "JSON object" in body["rejected"][0]["reason"]
+    assert "session_id" in body["rejected"][1]["reason"]
+    assert "tool_name" in body["rejected"][2]["reason"]
+    assert len(await stored(db, org)) == 2
+
+
+async def test_oversized_event_rejected_alone(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    huge = {"event_type": "x", "blob": "y" * 70_000}
+
+    response = await post(client, org, [huge, PIPELINE_TOOL_CALL])
+
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["index"] == 0
+    assert "65536" in body["rejected"][0]["reason"]
+
+
+async def test_event_id_stored_once_across_batches(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    batch = [
+        {"event_id": "evt_1", "event_type": "probe"},
+        {"event_id": "evt_1", "event_type": "probe"},
+        {"event_id": "evt_2", "event_type": "probe"},
+    ]
+
+    first = await post(client, org, batch)
+    replay = await post(client, org, batch)
+
+    assert first.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
+    assert replay.json() == {"accepted": 0, "duplicates": 3, "rejected": []}
+    assert len(await stored(db, org)) == 2
+    stats = await client.get("/v1/telemetry/stats", headers=org.headers)
+    assert stats.json()["by_event_type"] == {"probe": 2}
+
+
+async def test_same_event_id_in_two_orgs_both_stored(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    other = await make_org_with_key(db, "Other")
+    event = {"event_id": "evt_shared", "event_type": "probe"}
+
+    first = await post(client, org, [event])
+    second = await post(client, other, [event])
+
+    assert first.json()["accepted"] == 1
+    assert second.json()["accepted"] == 1
+
+
+async def test_first_session_once_per_installation(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    first = {"event_type": "first_session", "installation_id": "aaaa", "profile": "x"}
+    second_install = {**first, "installation_id": "bbbb"}
+
+    await post(client, org, [first])
+    response = await post(client, org, [first, second_install])
+
+    assert response.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
+    rows = await stored(db, org)
+    assert sorted(row.installation_id for row in rows) == ["aaaa", "bbbb"]
+
+
+async def test_future_timestamp_clamped_and_flagged(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    future = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    near = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+
+    await post(
+        client,
+        org,
+        [{"event_type": "x", "ts": future}, {"event_type": "y", "ts": near}],
+    )
+    far_row, near_row = await stored(db, org)
+
+    assert far_row.clock_clamped is True
+    assert far_row.occurred_at == far_row.received_at
+    assert far_row.payload["client_timestamp"].startswith(future[:16])
+    assert near_row.clock_clamped is False
+
+
+async def test_unparseable_timestamp_kept_in_payload(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    await post(client, org, [{"event_type": "x", "ts": "yesterday"}])
+
+    row = (await stored(db, org))[0]
+    assert row.payload["unparsed_timestamp"] == "yesterday"
+    assert row.occurred_at == row.received_at
+
+
+async def test_gzip_body_accepted(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    body = gzip.compress(json.dumps({"events": [PIPELINE_TOOL_CALL] * 3}).encode())
+    headers = {
+        **org.headers,
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+    }
+
+    response = await client.post(URL, content=body, headers=headers)
+
+    assert response.json()["accepted"] == 3
+
+
+async def test_gzip_bomb_rejected(client: httpx.AsyncClient, org: OrgWithKey) -> None:
+    payload = b'{"events": [' + b" " * (9 * 1024 * 1024) + b"]}"
+    headers = {
+        **org.headers,
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+    }
+
+    response = await client.post(URL, content=gzip.compress(payload), headers=headers)
+
+    assert_envelope(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code"),
+    [
+        (b"{not json", "application/json", 400, "invalid_json"),
+        (b'{"events": {"a": 1}}', "application/json", 400, "invalid_batch"),
+        (b'{"no_events": []}', "application/json", 400, "invalid_batch"),
+        (b"[]", "application/json", 400, "invalid_batch"),
+        (
+            b"events=1",
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+        ),
+        (b"\x1f\x8b broken", "application/json", 400, "invalid_json"),
+    ],
+    ids=["not-json", "events-object", "no-events", "top-level-list", "form", "binary"],
+)
+async def test_envelope_faults_fail_request(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    org: OrgWithKey,
+    content: bytes,
+    content_type: str,
+    status: int,
+    code: str,
+) -> None:
+    headers = {**org.headers, "content-type": content_type}
+
+    response = await client.post(URL, content=content, headers=headers)
+
+    assert_envelope(response, status, code)
+    assert await stored(db, org) == []
+
+
+async def test_unknown_encoding_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    headers = {
+        **org.headers,
+        "content-type": "application/json",
+        "content-encoding": "br",
+    }
+
+    response = await client.post(URL, content=b"{}", headers=headers)
+
+    assert_envelope(response, 415, "unsupported_media_type")
+
+
+async def test_too_many_events_rejected(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    response = await post(client, org, [{"event_type": "x"}] * 1001)
+
+    body = assert_envelope(response, 413, "payload_too_large")
+    assert "1001" in body["detail"]
+    assert await stored(db, org) == []
+
+
+async def test_empty_batch_accepted(client: httpx.AsyncClient, org: OrgWithKey) -> None:
+    response = await post(client, org, [])
+
+    assert response.json() == {"accepted": 0, "duplicates": 0, "rejected": []}
+
+
+async def test_missing_auth_stores_nothing(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    response = await client.post(URL, json={"events": [PIPELINE_TOOL_CALL]})
+
+    assert_envelope(response, 401, "unauthorized")
+    assert await stored(db, org) == []
+
+
+async def test_read_only_key_cannot_write(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    reader = await make_org_with_key(db, "Reader", scopes=["telemetry:read"])
+
+    response = await post(client, reader, [PIPELINE_TOOL_CALL])
+
+    body = assert_envelope(response, 403, "insufficient_scope")
+    assert "telemetry:write" in body["detail"]
+
+
+async def test_rollups_match_raw_events(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    events = [
+        {**PIPELINE_TOOL_CALL, "duration_ms": 10},
+        {**PIPELINE_TOOL_CALL, "duration_ms": 30, "status": "error"},
+        {**PIPELINE_TOOL_CALL, "ts": "2026-12-04T11:59:59Z", "duration_ms": 5},
+        LEGACY_TOOL_RECORD,
+    ]
+
+    await post(client, org, events)
+    await post(client, org, events[:1])
+
+    raw_total = await db.scalar(
+        select(func.count()).where(
+            TelemetryEvent.organization_id == org.organization.id
+        )
+    )
+    rollup_total = await db.scalar(
+        select(func.sum(TelemetryHourly.event_count)).where(
+            TelemetryHourly.organization_id == org.organization.id
+        )
+    )
+    ten_oclock = await db.scalar(
+        select(func.sum(TelemetryHourly.duration_ms_sum)).where(
+            TelemetryHourly.organization_id == org.organization.id,
+            TelemetryHourly.hour == datetime(2026, 12, 4, 10, tzinfo=UTC),
+        )
+    )
+    assert raw_total == rollup_total == 5
+    assert ten_oclock == 50
+
+
+async def test_installations_tracked_on_write(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    early = {**LEGACY_SESSION_START, "timestamp": "2026-12-01T08:00:00Z"}
+
+    await post(client, org, [LEGACY_SESSION_START, INSTALLER_EVENT])
+    await post(client, org, [early, PIPELINE_TOOL_CALL])
+
+    rows = {
+        row.installation_id: row
+        for row in await db.scalars(
+            select(Installation).where(
+                Installation.organization_id == org.organization.id
+            )
+        )
+    }
+    main = rows["0123456789abcdef"]
+    assert main.event_count == 3
+    assert main.first_seen_at == datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert main.last_seen_at == datetime(2026, 12, 4, 10, 15, tzinfo=UTC)
+    assert main.framework_version == "9.5.1"
+    assert rows["fedcba9876543210"].os_platform == "Linux"
