@@ -1,6 +1,7 @@
 """The trw-platform command: orgs, keys, migrate and serve --help."""
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
 
 
 def test_orgs_create_and_list(cli_env: dict[str, str]) -> None:
-    slug = f"team-{Path(cli_env['TRW_SERVER_DATA_DIR']).name[-6:]}".lower()
+    slug = f"team-{uuid.uuid4().hex[:8]}"
 
     created = invoke("orgs", "create", "Team Rocket", "--slug", slug)
     duplicate = invoke("orgs", "create", "Team Rocket", "--slug", slug)
@@ -49,7 +50,7 @@ def test_orgs_create_and_list(cli_env: dict[str, str]) -> None:
 
 
 def test_keys_create_list_revoke(cli_env: dict[str, str]) -> None:
-    slug = f"keys-{Path(cli_env['TRW_SERVER_DATA_DIR']).name[-6:]}".lower()
+    slug = f"keys-{uuid.uuid4().hex[:8]}"
     invoke("orgs", "create", "Keys Org", "--slug", slug)
 
     created = invoke(
