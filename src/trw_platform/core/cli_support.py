@@ -1,6 +1,7 @@
 """Helpers for CLI commands that need a database session."""
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -14,8 +15,10 @@ from trw_platform.core.settings import get_settings
 
 T = TypeVar("T")
 
-console = Console()
-error_console = Console(stderr=True)
+# Piped output gets a wide fixed width, so tables of ids stay whole for tools.
+PIPE_WIDTH = 200
+console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+error_console = Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
 def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
