@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -100,7 +101,12 @@ class Settings(BaseSettings):
 
     @property
     def public_url(self) -> str:
-        return self.PUBLIC_URL.rstrip("/") or f"http://{self.HOST}:{self.PORT}"
+        if self.PUBLIC_URL:
+            return self.PUBLIC_URL.rstrip("/")
+        # A wildcard address is no place to connect to: name this machine.
+        host = socket.gethostname() if self.HOST in ("0.0.0.0", "::") else self.HOST
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.PORT}"
 
     def secret_key(self) -> str:
         """Return the signing key, generating it once into the data folder."""
