@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from .conftest import RunningServer
+from tests.e2e.live import RunningServer
 
 pytestmark = pytest.mark.e2e
 
