@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, event
@@ -90,6 +91,11 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    # orjson is several times faster than json for the telemetry payloads.
+    return orjson.dumps(value).decode()
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
