@@ -431,3 +431,28 @@ async def test_installations_tracked_on_write(
     assert main.last_seen_at == datetime(2026, 12, 4, 10, 15, tzinfo=UTC)
     assert main.framework_version == "9.5.1"
     assert rows["fedcba9876543210"].os_platform == "Linux"
+
+
+async def test_huge_integer_rejects_only_its_event(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    body = b'{"events": [{"event_type": "x", "n": 123456789012345678901234567890}, {"event_type": "y"}]}'
+    headers = {**org.headers, "content-type": "application/json"}
+
+    response = await client.post(URL, content=body, headers=headers)
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"][0]["index"] == 0
+    assert [row.event_type for row in await stored(db, org)] == ["y"]
+
+
+async def test_deeply_nested_body_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    body = b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    headers = {**org.headers, "content-type": "application/json"}
+
+    response = await client.post(URL, content=body, headers=headers)
+
+    assert_envelope(response, 400, "invalid_json")

@@ -1,5 +1,6 @@
 """Read a JSON request body with a size cap, gzip and deflate included."""
 
+import json
 import zlib
 from typing import Any
 

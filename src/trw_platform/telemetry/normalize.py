@@ -56,7 +56,10 @@ def normalize_event(
     """Return column values for one event; raises RejectedEvent."""
     if not isinstance(raw, dict):
         raise RejectedEvent(f"event must be a JSON object, not {_json_type(raw)}")
-    size = len(orjson.dumps(raw))
+    try:
+        size = len(orjson.dumps(raw))
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise RejectedEvent(f"event cannot be stored as JSON: {exc}") from exc
     if size > limits.max_event_bytes:
         raise RejectedEvent(
             f"event is {size} bytes as JSON; the maximum is {limits.max_event_bytes}"
