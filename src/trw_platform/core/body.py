@@ -34,9 +34,19 @@ async def read_json_body(request: Request, *, max_bytes: int) -> Any:
     raw = await _read_capped(request, max_bytes)
     if encoding != "identity":
         raw = _decompress(raw, encoding, max_bytes)
+    return _parse(raw)
+
+
+def _parse(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+    except orjson.JSONDecodeError:
+        pass
+    # orjson rejects integers beyond 64 bits, which the standard parser reads;
+    # an event holding one is then rejected alone instead of the whole body.
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(
             f"The request body is not valid JSON: {exc}", code="invalid_json"
         ) from exc
