@@ -1,5 +1,6 @@
 """Database engine, sessions and the column types shared by every domain."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -94,8 +95,12 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _json_dumps(value: Any) -> str:
-    # orjson is several times faster than json for the telemetry payloads.
-    return orjson.dumps(value).decode()
+    # orjson is several times faster than json for the telemetry payloads,
+    # but only json writes integers beyond 64 bits.
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

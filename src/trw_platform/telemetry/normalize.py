@@ -8,6 +8,7 @@ not fit its column type, stays in the ``payload`` object, so nothing the
 client sent is lost.
 """
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,10 +57,7 @@ def normalize_event(
     """Return column values for one event; raises RejectedEvent."""
     if not isinstance(raw, dict):
         raise RejectedEvent(f"event must be a JSON object, not {_json_type(raw)}")
-    try:
-        size = len(orjson.dumps(raw))
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise RejectedEvent(f"event cannot be stored as JSON: {exc}") from exc
+    size = _json_size(raw)
     if size > limits.max_event_bytes:
         raise RejectedEvent(
             f"event is {size} bytes as JSON; the maximum is {limits.max_event_bytes}"
@@ -86,6 +84,14 @@ def normalize_event(
     row["payload"] = payload
     row["dedup_key"] = _dedup_key(row)
     return row
+
+
+def _json_size(raw: dict[str, Any]) -> int:
+    try:
+        return len(orjson.dumps(raw))
+    except TypeError:
+        # orjson cannot write integers beyond 64 bits; json can.
+        return len(json.dumps(raw, separators=(",", ":")))
 
 
 def _fill_columns(
