@@ -145,3 +145,24 @@ async def test_access_log_has_no_key(
     request_lines = [r for r in caplog.records if "request" in str(r.msg)]
     assert request_lines
     assert all(org.raw_key not in r.getMessage() for r in caplog.records)
+
+
+async def test_oversized_chunked_body_rejected(
+    tmp_path: Path, database_url: str
+) -> None:
+    app = create_app(make_settings(database_url, tmp_path, MAX_BODY_BYTES=2048))
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(4):
+            yield b"x" * 1024
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.post(
+            "/v1/auth/token",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+    await close_app(app)
+
+    assert_envelope(response, 413, "payload_too_large")

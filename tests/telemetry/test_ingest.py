@@ -457,3 +457,15 @@ async def test_deeply_nested_body_rejected(
     response = await client.post(URL, content=body, headers=headers)
 
     assert_envelope(response, 400, "invalid_json")
+
+
+async def test_body_over_telemetry_cap_rejected(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    body = b'{"events": [], "padding": "' + b"p" * (9 * 1024 * 1024) + b'"}'
+    headers = {**org.headers, "content-type": "application/json"}
+
+    response = await client.post(URL, content=body, headers=headers)
+
+    body_error = assert_envelope(response, 413, "payload_too_large")
+    assert "8388608" in body_error["detail"]

@@ -1,3 +1,5 @@
+import asyncio
+
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -7,8 +9,12 @@ from trw_platform import __version__
 
 log = structlog.get_logger(__name__)
 
+HEALTH_TIMEOUT_S = 5.0
+
 router = APIRouter(tags=["public"])
-root_router = APIRouter(tags=["public"])
+root_HEALTH_TIMEOUT_S = 5.0
+
+router = APIRouter(tags=["public"])
 
 
 @root_router.get("/", include_in_schema=False)
@@ -21,8 +27,9 @@ async def read_root() -> dict[str, str]:
 async def read_health(request: Request) -> JSONResponse:
     """Health check: service status, version and database reachability."""
     try:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
     except Exception:
         log.exception("health.database_failed")
         body = {"status": "degraded", "version": __version__, "database": "unavailable"}
