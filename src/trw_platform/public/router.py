@@ -12,9 +12,7 @@ log = structlog.get_logger(__name__)
 HEALTH_TIMEOUT_S = 5.0
 
 router = APIRouter(tags=["public"])
-root_HEALTH_TIMEOUT_S = 5.0
-
-router = APIRouter(tags=["public"])
+root_router = APIRouter(tags=["public"])
 
 
 @root_router.get("/", include_in_schema=False)
