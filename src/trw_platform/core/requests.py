@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -146,8 +147,11 @@ def _capped_receive(receive: Receive, max_body_bytes: int) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > max_body_bytes:
-                raise PayloadTooLarge(
-                    f"The request body exceeds the maximum of {max_body_bytes} bytes."
+                # An HTTPException, because FastAPI turns any other error
+                # raised while it reads the body into a 400.
+                raise HTTPException(
+                    413,
+                    f"The request body exceeds the maximum of {max_body_bytes} bytes.",
                 )
         return message
 
