@@ -151,7 +151,8 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}"
-    return error_response(request, exc.status_code, code, detail, exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(request, exc.status_code, code, detail, headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

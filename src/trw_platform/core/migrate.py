@@ -55,7 +55,7 @@ def downgrade(database_url: str, revision: str) -> None:
 
 def head_revisions() -> tuple[str, ...]:
     """Return every head: each domain keeps its own branch of migrations."""
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    return tuple(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
 async def current_revisions(database_url: str) -> tuple[str, ...]:

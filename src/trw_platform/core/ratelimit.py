@@ -9,6 +9,7 @@ headers on the response, errors included.
 
 import math
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ class RateLimiter:
         self._failed_at: float | None = None
 
     async def check(
-        self, scope: dict[str, Any], policy_name: str, identity: str
+        self, scope: MutableMapping[str, Any], policy_name: str, identity: str
     ) -> None:
         """Count one request for ``identity`` and raise RateLimited when over."""
         if not self.enabled:
@@ -136,7 +137,9 @@ def _create_storage(redis_url: str, pool: ConnectionPool | None) -> Storage:
     if pool is None:
         return MemoryStorage()
     return RedisStorage(
-        f"async+{redis_url}", implementation="redispy", connection_pool=pool
+        f"async+{redis_url}",
+        implementation="redispy",
+        connection_pool=pool,  # type: ignore[arg-type]
     )
 
 

@@ -1,9 +1,10 @@
 """Alembic environment: runs migrations on the async engine of the given URL."""
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -14,7 +15,9 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(
+    type_: str, obj: Any, autogen_context: AutogenContext
+) -> str | Literal[False]:
     # Revision files stay free of application imports: the UTC wrapper is a
     # plain timezone-aware DateTime in the schema.
     if type_ == "type" and isinstance(obj, UTCDateTime):

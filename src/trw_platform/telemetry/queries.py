@@ -207,7 +207,7 @@ async def list_events(
 
 def _filtered_events(
     organization_id: str, window: Window, filters: EventFilters
-) -> Select[tuple[TelemetryEvent]]:
+) -> Select[TelemetryEvent]:
     query = select(TelemetryEvent).where(
         TelemetryEvent.organization_id == organization_id,
         TelemetryEvent.occurred_at >= window.start,
