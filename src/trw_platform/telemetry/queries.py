@@ -1,6 +1,7 @@
 """Telemetry reads: stats and hourly buckets, raw events, installations."""
 
 import base64
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +50,24 @@ def _hourly_in_window(organization_id: str, window: Window) -> list[Any]:
     ]
 
 
+@dataclass
+class _Totals:
+    count: int = 0
+    error_count: int = 0
+    timed: int = 0
+    duration_sum: float = 0.0
+
+    def add(self, count: int, errors: int, timed: int, duration_sum: float) -> None:
+        self.count += count
+        self.error_count += errors
+        self.timed += timed
+        self.duration_sum += duration_sum
+
+    @property
+    def avg_duration_ms(self) -> float | None:
+        return self.duration_sum / self.timed if self.timed else None
+
+
 async def stats(
     session: AsyncSession, *, organization_id: str, window: Window
 ) -> dict[str, Any]:
@@ -67,48 +86,35 @@ async def stats(
         .where(*_hourly_in_window(organization_id, window))
         .group_by(table.event_type, table.status, table.tool_name)
     )
-    by_type: dict[str, int] = {}
-    by_status: dict[str, int] = {}
-    tools: dict[str, list[float]] = {}
-    total = errors = 0
-    for (
-        event_type,
-        status,
-        tool,
-        count,
-        error_count,
-        timed,
-        duration_sum,
-    ) in await session.execute(query):
-        total += count
-        errors += error_count
-        by_type[event_type] = by_type.get(event_type, 0) + count
+    total = _Totals()
+    by_type: dict[str, int] = defaultdict(int)
+    by_status: dict[str, int] = defaultdict(int)
+    tools: dict[str, _Totals] = defaultdict(_Totals)
+    for event_type, status, tool, *counters in await session.execute(query):
+        total.add(*counters)
+        by_type[event_type] += counters[0]
         if status:
-            by_status[status] = by_status.get(status, 0) + count
+            by_status[status] += counters[0]
         if tool:
-            entry = tools.setdefault(tool, [0, 0, 0, 0.0])
-            entry[0] += count
-            entry[1] += error_count
-            entry[2] += timed
-            entry[3] += duration_sum
+            tools[tool].add(*counters)
+
+    ranked = sorted(tools.items(), key=lambda item: -item[1].count)
     return {
         "from": window.start,
         "to": window.end,
-        "total": total,
-        "error_count": errors,
-        "by_event_type": by_type,
-        "by_status": by_status,
-        "by_tool": {name: int(entry[0]) for name, entry in tools.items()},
+        "total": total.count,
+        "error_count": total.error_count,
+        "by_event_type": dict(by_type),
+        "by_status": dict(by_status),
+        "by_tool": {name: totals.count for name, totals in ranked},
         "tools": [
             {
                 "tool_name": name,
-                "count": int(count),
-                "error_count": int(error_count),
-                "avg_duration_ms": (duration_sum / timed) if timed else None,
+                "count": totals.count,
+                "error_count": totals.error_count,
+                "avg_duration_ms": totals.avg_duration_ms,
             }
-            for name, (count, error_count, timed, duration_sum) in sorted(
-                tools.items(), key=lambda item: -item[1][0]
-            )
+            for name, totals in ranked
         ],
     }
 
