@@ -19,7 +19,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed
 	$(BIN)/trw-platform serve
 
-test: $(VENV)/.installed-test
+# The browser test drives Debian's Chromium; install it once, as root.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: $(VENV)/.installed-test $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test

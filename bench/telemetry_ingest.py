@@ -4,6 +4,8 @@
    worker, SQLite), with auth, per-event checks, dedup, rollups and commit.
 2. ``straight insert``: the same rows, already normalized, inserted into a
    fresh migrated SQLite database with SQLAlchemy Core, one commit per batch.
+   ``raw driver`` does the same with the standard library's sqlite3
+   ``executemany``, the floor for any Python code.
 3. ``bare endpoint``: a uvicorn app whose only route reads and parses the
    JSON body, driven by the same load generator.
 
@@ -18,6 +20,7 @@ import asyncio
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,7 +41,7 @@ from trw_platform.telemetry.normalize import Limits, normalize_event
 BATCH_SIZE = 100
 KEY_PATTERN = re.compile(r"trw_live_[0-9A-Za-z]{38}")
 TOOLS = ["trw_learn", "trw_recall", "trw_checkpoint", "trw_deliver", "trw_status"]
-BARE_APP = '''
+BARE_APP = """
 import orjson
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -50,14 +53,14 @@ async def ingest(request):
                     media_type="application/json")
 
 app = Starlette(routes=[Route("/v1/telemetry", ingest, methods=["POST"])])
-'''
+"""
 
 
-def make_event(index: int, base: datetime) -> dict[str, Any]:
+def make_event(index: int, installation: int, base: datetime) -> dict[str, Any]:
     """One event in the shape trw-mcp 9.5.1's pipeline sends a tool call."""
     return {
         "event_id": f"evt_{uuid.uuid4().hex}",
-        "installation_id": f"{index % 50:016x}",
+        "installation_id": f"{installation:016x}",
         "framework_version": "9.5.1",
         "event_type": "tool_invocation",
         "phase": "implement",
@@ -76,7 +79,12 @@ def make_batches(count: int) -> list[bytes]:
     base = datetime.now(UTC) - timedelta(days=1)
     batches = []
     for batch in range(count):
-        events = [make_event(batch * BATCH_SIZE + i, base) for i in range(BATCH_SIZE)]
+        # A client sends the events of one installation per batch; 50 of
+        # them take turns here.
+        events = [
+            make_event(batch * BATCH_SIZE + i, batch % 50, base)
+            for i in range(BATCH_SIZE)
+        ]
         batches.append(orjson.dumps({"events": events}))
     return batches
 
@@ -100,7 +108,9 @@ def wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not answer within 60 s")
 
 
-async def drive(url: str, headers: dict[str, str], batches: list[bytes], concurrency: int) -> float:
+async def drive(
+    url: str, headers: dict[str, str], batches: list[bytes], concurrency: int
+) -> float:
     """POST every batch with ``concurrency`` requests in flight; return events/s."""
     queue = list(reversed(batches))
     limits = httpx.Limits(max_connections=concurrency)
@@ -148,7 +158,10 @@ def run_server(data_dir: Path, batches: list[bytes], concurrency: int) -> float:
         key = KEY_PATTERN.search(log_path.read_text())
         if key is None:
             raise RuntimeError("the server printed no API key on first start")
-        headers = {"Authorization": f"Bearer {key.group(0)}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {key.group(0)}",
+            "Content-Type": "application/json",
+        }
         return asyncio.run(drive(url, headers, batches, concurrency))
     finally:
         process.terminate()
@@ -189,7 +202,8 @@ async def straight_insert(url: str, batches: list[bytes]) -> float:
     engine = create_engine(url)
     async with engine.begin() as connection:
         await connection.exec_driver_sql(
-            "INSERT INTO organizations (id, name, slug, created_at) VALUES (?, 'b', 'b', ?)",
+            "INSERT INTO organizations (id, name, slug, created_at)"
+            " VALUES (?, 'b', 'b', ?)",
             (organization_id, received_at.replace(tzinfo=None).isoformat(" ")),
         )
     table = TelemetryEvent.__table__
@@ -202,9 +216,61 @@ async def straight_insert(url: str, batches: list[bytes]) -> float:
     return len(batches) * BATCH_SIZE / elapsed
 
 
+def raw_driver_insert(path: Path, batches: list[bytes]) -> float:
+    limits = Limits(max_event_bytes=65536, max_clock_skew=timedelta(minutes=10))
+    received_at = datetime.now(UTC)
+    organization_id = uuid.uuid4().hex
+    prepared = []
+    for body in batches:
+        rows = []
+        for raw in orjson.loads(body)["events"]:
+            row = normalize_event(raw, received_at=received_at, limits=limits)
+            row["organization_id"] = organization_id
+            rows.append(row)
+        prepared.append(rows)
+    columns = list(prepared[0][0])
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(
+        "INSERT INTO organizations (id, name, slug, created_at)"
+        " VALUES (?, 'r', 'r', ?)",
+        (organization_id, received_at.replace(tzinfo=None).isoformat(" ")),
+    )
+    statement = (
+        f"INSERT INTO telemetry_events ({', '.join(columns)})"
+        f" VALUES ({', '.join('?' * len(columns))})"
+    )
+    started = time.perf_counter()
+    for rows in prepared:
+        connection.execute("BEGIN")
+        connection.executemany(
+            statement, [_driver_values(row, columns) for row in rows]
+        )
+        connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return len(batches) * BATCH_SIZE / elapsed
+
+
+def _driver_values(row: dict[str, Any], columns: list[str]) -> tuple[Any, ...]:
+    values = []
+    for name in columns:
+        value = row[name]
+        if isinstance(value, datetime):
+            value = value.replace(tzinfo=None).isoformat(" ")
+        elif isinstance(value, dict):
+            value = orjson.dumps(value).decode()
+        values.append(value)
+    return tuple(values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=400, help="batches of 100 events per run")
+    parser.add_argument(
+        "--batches", type=int, default=400, help="batches of 100 events per run"
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     args = parser.parse_args()
 
@@ -217,14 +283,22 @@ def main() -> None:
         database = f"sqlite+aiosqlite:///{root / 'straight.db'}"
         migrate.upgrade(database)
         insert_rate = asyncio.run(straight_insert(database, batches))
+        migrate.upgrade(f"sqlite+aiosqlite:///{root / 'raw.db'}")
+        raw_rate = raw_driver_insert(root / "raw.db", batches)
 
     print(f"events: {args.batches * BATCH_SIZE} in batches of {BATCH_SIZE}, "
           f"concurrency {args.concurrency}, one worker, SQLite")  # fmt: skip
     print(f"{'run':<18}{'events/s':>12}")
-    for name, rate in (("server", server_rate), ("straight insert", insert_rate),
-                       ("bare endpoint", bare_rate)):  # fmt: skip
+    rates = {
+        "server": server_rate,
+        "straight insert": insert_rate,
+        "raw driver": raw_rate,
+        "bare endpoint": bare_rate,
+    }
+    for name, rate in rates.items():
         print(f"{name:<18}{rate:>12,.0f}")
     print(f"server / straight insert: {server_rate / insert_rate:.2f}")
+    print(f"server / raw driver:      {server_rate / raw_rate:.2f}")
     print(f"server / bare endpoint:   {server_rate / bare_rate:.2f}")
 
 

@@ -5,7 +5,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trw_platform.orgs import service
+from trw_platform.auth import passwords
+from trw_platform.auth.models import User
+from trw_platform.core.db import utc_now
+from trw_platform.orgs import memberships, service
 from trw_platform.orgs.models import ApiKey, Organization
 
 
@@ -54,3 +57,29 @@ async def make_org_with_key(
     organization = await make_org(db, name)
     api_key, raw_key = await make_key(db, organization, scopes=scopes)
     return OrgWithKey(organization, api_key, raw_key)
+
+
+@dataclass
+class UserWithOrg:
+    user: User
+    organization: Organization
+    password: str
+
+
+async def make_user(
+    db: AsyncSession,
+    email: str = "ada@example.com",
+    password: str = "correct horse battery",
+    *,
+    verified: bool = True,
+) -> UserWithOrg:
+    """Create a user who owns a personal organization, as registration does."""
+    user = User(email=email, password_hash=await passwords.hash_password(password))
+    user.email_verified_at = utc_now() if verified else None
+    db.add(user)
+    await db.flush()
+    organization = await memberships.create_personal_organization(
+        db, user_id=user.id, email=email
+    )
+    await db.commit()
+    return UserWithOrg(user, organization, password)

@@ -1,17 +1,28 @@
 """The ``trw-platform`` command."""
 
 import os
-from typing import Annotated
+import socket
+from typing import Annotated, get_args, get_origin
 from urllib.parse import urlsplit
 
 import typer
 import uvicorn
+from alembic.util import CommandError
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from trw_platform import __version__
+from trw_platform.auth.cli import devices_app
 from trw_platform.core import migrate as migrations
-from trw_platform.core.cli_support import console, run_in_session
+from trw_platform.core.cli_support import console, error_console, run_in_session
 from trw_platform.core.logging import configure_logging
-from trw_platform.core.settings import Settings, get_settings
+from trw_platform.core.mail_cli import mail_app
+from trw_platform.core.settings import (
+    Settings,
+    get_settings,
+    prepare_data_dir,
+    protect_database_file,
+)
 from trw_platform.orgs.bootstrap import create_first_org_if_empty, needs_trusted_host
 from trw_platform.orgs.cli import keys_app, orgs_app
 
@@ -22,6 +33,8 @@ app = typer.Typer(
 )
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(devices_app, name="devices")
+app.add_typer(mail_app, name="mail")
 
 
 def _settings_help() -> str:
@@ -31,14 +44,37 @@ def _settings_help() -> str:
             field.default.get_secret_value() if name == "SECRET_KEY" else field.default
         )
         lines.append(
-            f"TRW_SERVER_{name} (default {default!s:.40}): {field.description}\n\n"
+            f"TRW_SERVER_{name} (default {default!s:.40}{_allowed(field)}):"
+            f" {field.description}\n\n"
         )
     return "".join(lines)
 
 
+def _allowed(field: FieldInfo) -> str:
+    """Describe the values a setting accepts: its choices or its range."""
+    choices = get_args(field.annotation) if get_origin(field.annotation) else ()
+    if choices and all(isinstance(choice, str) for choice in choices):
+        return "; one of " + ", ".join(choices)
+    bounds = [
+        f"{label} {getattr(rule, attr)}"
+        for rule in field.metadata
+        for attr, label in (("ge", ">="), ("le", "<="))
+        if hasattr(rule, attr)
+    ]
+    return "; " + ", ".join(bounds) if bounds else ""
+
+
 @app.callback()
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "TRW_SERVER_" + ".".join(str(part) for part in error["loc"])
+            error_console.print(
+                f"[red]error:[/red] invalid setting {name}: {error['msg']}"
+            )
+        raise typer.Exit(2) from exc
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
 
 
@@ -58,13 +94,19 @@ def serve(
     """Apply migrations, create a first organization on an empty database, and serve."""
     _apply_overrides(host=host, port=port, workers=workers)
     settings = get_settings()
-    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-    settings.secret_key()
+    _check_port_free(settings.HOST, settings.PORT)
+    prepare_data_dir(settings)
     migrations.upgrade(settings.database_url)
+    protect_database_file(settings)
 
     raw_key = run_in_session(create_first_org_if_empty)
     if raw_key is not None:
         _print_first_run(settings, raw_key)
+    else:
+        console.print(
+            "Create an API key with: trw-platform keys create --org SLUG"
+            " (trw-platform orgs list shows the slugs)"
+        )
 
     uvicorn.run(
         "trw_platform.app:create_app",
@@ -77,6 +119,22 @@ def serve(
         log_config=None,
         server_header=False,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    # Checked before the first organization is made, so a key is never
+    # printed by a server that cannot start.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            error_console.print(
+                f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror};"
+                " choose another with --port or TRW_SERVER_PORT"
+            )
+            raise typer.Exit(1) from exc
 
 
 def _apply_overrides(**values: object) -> None:
@@ -115,8 +173,13 @@ def migrate(
 ) -> None:
     """Apply database migrations up to a revision (default: the latest)."""
     settings = get_settings()
-    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-    migrations.upgrade(settings.database_url, revision)
+    prepare_data_dir(settings)
+    try:
+        migrations.upgrade(settings.database_url, revision)
+    except CommandError as exc:
+        error_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    protect_database_file(settings)
     current = migrations.current_revisions_sync(settings.database_url)
     console.print(f"Database is at revision {', '.join(current) or 'none'}")
 

@@ -1,5 +1,6 @@
 """Cross-cutting behaviour: health, envelope, request ids, slashes, body caps."""
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -131,7 +132,11 @@ async def test_openapi_docs_served(client: httpx.AsyncClient) -> None:
     schema = await client.get("/openapi.json")
 
     assert docs.status_code == 200
+    assert "cdn." not in docs.text
     assert "/v1/telemetry" in schema.json()["paths"]
+    assert "HTTPBearer" in schema.json()["components"]["securitySchemes"]
+    bundle = await client.get("/static-offline-docs/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
 
 
 async def test_access_log_has_no_key(
@@ -166,3 +171,34 @@ async def test_oversized_chunked_body_rejected(
     await close_app(app)
 
     assert_envelope(response, 413, "payload_too_large")
+
+
+async def test_head_answers_health_and_root(client: httpx.AsyncClient) -> None:
+    health = await client.head("/v1/health")
+    root = await client.head("/")
+
+    assert health.status_code == 200
+    assert root.status_code == 200
+
+
+async def test_stalled_body_times_out(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("trw_platform.core.requests.BODY_IDLE_TIMEOUT_S", 0.2)
+    app = create_app(make_settings(database_url, tmp_path))
+
+    async def stalled():  # type: ignore[no-untyped-def]
+        yield b'{"api_key": '
+        await asyncio.sleep(5)
+        yield b'"x"}'
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.post(
+            "/v1/auth/token",
+            content=stalled(),
+            headers={"content-type": "application/json"},
+        )
+    await close_app(app)
+
+    assert_envelope(response, 408, "request_timeout")

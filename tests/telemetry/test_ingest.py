@@ -1,5 +1,6 @@
 """POST /v1/telemetry: every client shape, per-event rejects, dedup, caps."""
 
+import asyncio
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
@@ -155,12 +156,17 @@ async def test_numbers_as_strings_and_floats_coerced(
 async def test_bad_events_rejected_alone(
     client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
 ) -> None:
+    deep: object = "leaf"
+    for _ in range(40):
+        deep = [deep]
     events = [
         PIPELINE_TOOL_CALL,
         "not an object",
-        {"event_type": "x", "session_id": {"nested": True}},
-        {"event_type": "x", "tool_name": "t" * 201},
+        {"event_type": "x", "event_id": {"nested": True}},
+        {"event_type": "x", "event_id": "e" * 129},
         [1, 2],
+        {"event_type": "x", "deep": deep},
+        {"event_type": "x", "note": "nul\u0000byte"},
         LEGACY_TOOL_RECORD,
     ]
 
@@ -169,11 +175,166 @@ async def test_bad_events_rejected_alone(
 
     assert response.status_code == 200
     assert body["accepted"] == 2
-    assert [item["index"] for item in body["rejected"]] == [1, 2, 3, 4]
-    assert "JSON object" in body["rejected"][0]["reason"]
-    assert "session_id" in body["rejected"][1]["reason"]
-    assert "tool_name" in body["rejected"][2]["reason"]
+    assert [item["index"] for item in body["rejected"]] == [1, 2, 3, 4, 5, 6]
+    reasons = [item["reason"] for item in body["rejected"]]
+    assert "JSON object" in reasons[0]
+    assert "event_id" in reasons[1]
+    assert "event_id" in reasons[2]
+    assert "deeper than 32" in reasons[4]
+    assert "NUL" in reasons[5]
     assert len(await stored(db, org)) == 2
+
+
+async def test_misfit_known_fields_kept_in_payload(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    event = {
+        "event_type": 123,
+        "session_id": {"nested": True},
+        "tool_name": "t" * 201,
+        "status": "s" * 33,
+        "ts": None,
+        "timestamp": "2026-12-01T00:00:00Z",
+    }
+
+    response = await post(client, org, [event, {"event_type": "e" * 150}])
+    first, second = await stored(db, org)
+
+    assert response.json()["accepted"] == 2
+    assert first.event_type == "unknown"
+    assert first.session_id is None
+    assert first.tool_name is None
+    assert first.occurred_at == datetime(2026, 12, 1, tzinfo=UTC)
+    assert first.payload == {
+        "event_type": 123,
+        "session_id": {"nested": True},
+        "tool_name": "t" * 201,
+        "status": "s" * 33,
+    }
+    assert second.event_type == "e" * 100
+    assert second.payload == {"event_type": "e" * 150}
+
+
+@pytest.mark.parametrize(
+    "raw_event",
+    [
+        b'{"event_type": "x", "n": NaN}',
+        b'{"event_type": "x", "n": 1e400}',
+        b'{"event_type": "x", "n": -Infinity}',
+        b'{"event_type": "x", "n": ' + b"9" * 5000 + b"}",
+    ],
+    ids=["nan", "overflow", "infinity", "5000-digits"],
+)
+async def test_unstorable_numbers_kept_as_text(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey, raw_event: bytes
+) -> None:
+    body = b'{"events": [' + raw_event + b', {"event_type": "y"}]}'
+    headers = {**org.headers, "content-type": "application/json"}
+
+    response = await client.post(URL, content=body, headers=headers)
+    rows = await stored(db, org)
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 2
+    assert isinstance(rows[0].payload["n"], str)
+    assert rows[0].payload["n"] == raw_event.split(b": ", 2)[-1].rstrip(b"}").decode()
+
+
+async def test_lone_surrogate_rejected_alone(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    body = b'{"events": [{"event_type": "x", "s": "\\ud800"}, {"event_type": "y"}]}'
+    headers = {**org.headers, "content-type": "application/json"}
+
+    response = await client.post(URL, content=body, headers=headers)
+    listing = await client.get("/v1/telemetry/events", headers=org.headers)
+
+    assert response.json()["accepted"] == 1
+    assert "surrogate" in response.json()["rejected"][0]["reason"]
+    assert listing.status_code == 200
+    assert [item["event_type"] for item in listing.json()["items"]] == ["y"]
+
+
+async def test_exact_integers_in_columns(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    event = {
+        "event_type": "x",
+        "input_tokens": 9007199254740993,
+        "output_tokens": "9007199254740993",
+        "test_count": 2**63 - 1,
+    }
+
+    await post(client, org, [event, {"event_type": "y", "test_count": 2**63}])
+    first, second = await stored(db, org)
+
+    assert first.input_tokens == 9007199254740993
+    assert first.output_tokens == 9007199254740993
+    assert first.test_count == 2**63 - 1
+    assert second.test_count is None
+    assert second.payload["test_count"] == 2**63
+
+
+async def test_ancient_events_listed_by_default(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    await post(client, org, [{"event_type": "old", "ts": "0001-01-01T00:00:00Z"}])
+
+    response = await client.get("/v1/telemetry/events", headers=org.headers)
+
+    assert [item["event_type"] for item in response.json()["items"]] == ["old"]
+
+
+async def test_unknown_installation_not_listed(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    await post(
+        client, org, [{"event_type": "first_session", "installation_id": "unknown"}]
+    )
+
+    response = await client.get("/v1/installations", headers=org.headers)
+
+    assert response.json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("members", "status"),
+    [
+        ([b'{"events": [{"event_type": "a"}', b', {"event_type": "b"}]}'], 200),
+        ([b'{"events": []}', None], 400),
+    ],
+    ids=["two-members", "trailing-garbage"],
+)
+async def test_gzip_members_and_garbage(
+    client: httpx.AsyncClient, org: OrgWithKey, members: list, status: int
+) -> None:
+    body = b"".join(gzip.compress(part) if part else b"garbage" for part in members)
+    headers = {
+        **org.headers,
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+    }
+
+    response = await client.post(URL, content=body, headers=headers)
+
+    assert response.status_code == status
+    if status == 200:
+        assert response.json()["accepted"] == 2
+
+
+async def test_truncated_gzip_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    body = gzip.compress(b'{"events": []}')[:-8]
+    headers = {
+        **org.headers,
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+    }
+
+    response = await client.post(URL, content=body, headers=headers)
+
+    assert_envelope(response, 400, "invalid_encoding")
 
 
 async def test_oversized_event_rejected_alone(
@@ -469,3 +630,31 @@ async def test_body_over_telemetry_cap_rejected(
 
     body_error = assert_envelope(response, 413, "payload_too_large")
     assert "8388608" in body_error["detail"]
+
+
+async def test_slow_body_does_not_block_other_writers(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    # A key used for the first time writes its last use: that write must not
+    # hold the database while the body of its own request is still arriving.
+    slow_org = await make_org_with_key(db, "Slow")
+    release = asyncio.Event()
+
+    async def slow_body():  # type: ignore[no-untyped-def]
+        yield b'{"events": [{"event_type": "slow"'
+        await release.wait()
+        yield b"}]}"
+
+    headers = {**slow_org.headers, "content-type": "application/json"}
+    slow = asyncio.create_task(client.post(URL, content=slow_body(), headers=headers))
+    await asyncio.sleep(0.3)
+    try:
+        async with asyncio.timeout(10):
+            fast = await post(client, org, [PIPELINE_TOOL_CALL])
+    finally:
+        release.set()
+    slow_response = await slow
+
+    assert fast.status_code == 200
+    assert fast.json()["accepted"] == 1
+    assert slow_response.json()["accepted"] == 1

@@ -1,5 +1,7 @@
 """Telemetry reads: stats, hourly buckets, raw events with cursors, installations."""
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,6 +14,11 @@ from tests.factories import OrgWithKey, make_org_with_key
 pytestmark = pytest.mark.anyio
 
 BASE = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+
+
+def raw_cursor(value: list) -> str:
+    """Encode a cursor by hand, the way a client tampering with one would."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 def event(minutes: int, **fields: object) -> dict:
@@ -135,8 +142,36 @@ async def test_hourly_filters_event_type(
             "invalid_window",
         ),
         ("/v1/telemetry/events", {"cursor": "not-a-cursor"}, "invalid_cursor"),
+        (
+            "/v1/telemetry/events",
+            {"cursor": raw_cursor(["2026-12-04T00:00:00+00:00", 2**63])},
+            "invalid_cursor",
+        ),
+        (
+            "/v1/telemetry/events",
+            {"cursor": raw_cursor(["2026-12-04T00:00:00+00:00", 1e300])},
+            "invalid_cursor",
+        ),
+        (
+            "/v1/telemetry/events",
+            {"cursor": raw_cursor(["9999-12-31T23:59:59-14:00", 1])},
+            "invalid_cursor",
+        ),
+        (
+            "/v1/telemetry/hourly",
+            {"from": "9999-12-31T22:00:00Z", "to": "9999-12-31T23:59:59Z"},
+            "invalid_window",
+        ),
     ],
-    ids=["reversed-window", "hourly-too-long", "bad-cursor"],
+    ids=[
+        "reversed-window",
+        "hourly-too-long",
+        "bad-cursor",
+        "id-too-big",
+        "id-float",
+        "time-overflow",
+        "hourly-at-end-of-time",
+    ],
 )
 async def test_bad_read_parameters_rejected(
     client: httpx.AsyncClient, seeded: OrgWithKey, path: str, params: dict, code: str
@@ -153,6 +188,7 @@ async def test_bad_read_parameters_rejected(
         ("/v1/telemetry/events", {"limit": "0"}),
         ("/v1/telemetry/events", {"limit": "many"}),
         ("/v1/installations", {"page": "0"}),
+        ("/v1/installations", {"page": "99999999999999999999"}),
     ],
 )
 async def test_wrong_type_parameters_rejected(
@@ -291,3 +327,23 @@ async def test_limits_published(client: httpx.AsyncClient) -> None:
         "max_body_bytes": 8388608,
         "content_encodings": ["identity", "gzip", "deflate"],
     }
+
+
+async def test_window_at_start_of_time(
+    client: httpx.AsyncClient, seeded: OrgWithKey
+) -> None:
+    stats = await client.get(
+        "/v1/telemetry/stats",
+        params={"to": "0001-01-01T00:00:00Z"},
+        headers=seeded.headers,
+    )
+    hourly = await client.get(
+        "/v1/telemetry/hourly",
+        params={"to": "0001-01-10T00:00:00Z"},
+        headers=seeded.headers,
+    )
+
+    assert stats.status_code == 200
+    assert stats.json()["total"] == 0
+    assert hourly.status_code == 200
+    assert len(hourly.json()["buckets"]) == 9 * 24 + 1

@@ -1,4 +1,10 @@
-"""Read a JSON request body with a size cap, gzip and deflate included."""
+"""Read a JSON request body with a size cap, gzip and deflate included.
+
+Parsing is lenient where one bad value must not sink a whole batch: numbers
+that JSON cannot store (NaN, Infinity, 1e400, integers of more than 4,300
+digits) are read as ``Unstorable`` markers, so the caller can reject the one
+event that holds them and keep the rest.
+"""
 
 import json
 import re
@@ -11,7 +17,20 @@ from fastapi import Request
 from trw_platform.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 SUPPORTED_ENCODINGS = ("identity", "gzip", "deflate")
+# orjson reads integers beyond 64 bits as floats, losing digits, so a body
+# with a run of 20 or more digits goes to the standard parser.
 _LONG_NUMBER = re.compile(rb"\d{20}")
+_MAX_INT_DIGITS = 4300
+
+
+class Unstorable:
+    """A JSON number that has no exact stored form; its text is kept."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Unstorable({self.text[:20]!r})"
 
 
 def _is_json(content_type: str) -> bool:
@@ -36,20 +55,36 @@ async def read_json_body(request: Request, *, max_bytes: int) -> Any:
     raw = await _read_capped(request, max_bytes)
     if encoding != "identity":
         raw = _decompress(raw, encoding, max_bytes)
-    return _parse(raw)
+    return parse_json(raw)
 
 
-def _parse(raw: bytes) -> Any:
-    # orjson reads integers beyond 64 bits as floats, losing digits, so a body
-    # with a run of 20 or more digits goes to the slower standard parser.
-    try:
-        if _LONG_NUMBER.search(raw) is None:
+def parse_json(raw: bytes) -> Any:
+    """Parse JSON, with ``Unstorable`` markers for numbers it cannot keep."""
+    if _LONG_NUMBER.search(raw) is None:
+        try:
             return orjson.loads(raw)
-        return json.loads(raw)
-    except (ValueError, RecursionError, orjson.JSONDecodeError) as exc:
+        except orjson.JSONDecodeError:
+            pass  # the standard parser below tells a bad number from bad JSON
+    try:
+        return json.loads(
+            raw,
+            parse_constant=Unstorable,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+        )
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(
             f"The request body is not valid JSON: {exc}", code="invalid_json"
         ) from exc
+
+
+def _parse_float(text: str) -> float | Unstorable:
+    number = float(text)
+    return number if abs(number) != float("inf") else Unstorable(text)
+
+
+def _parse_int(text: str) -> int | Unstorable:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else Unstorable(text)
 
 
 async def _read_capped(request: Request, max_bytes: int) -> bytes:
@@ -66,17 +101,32 @@ async def _read_capped(request: Request, max_bytes: int) -> bytes:
 
 
 def _decompress(raw: bytes, encoding: str, max_bytes: int) -> bytes:
-    # wbits 47 accepts a gzip or zlib header; 15 is the zlib format that HTTP
-    # calls deflate.
-    decompressor = zlib.decompressobj(47 if encoding == "gzip" else 15)
-    try:
-        data = decompressor.decompress(raw, max_bytes + 1)
-    except zlib.error as exc:
-        raise BadRequest(
-            f"The request body is not valid {encoding} data.", code="invalid_encoding"
-        ) from exc
-    if len(data) > max_bytes or decompressor.unconsumed_tail:
-        raise PayloadTooLarge(
-            f"The decoded request body exceeds the maximum of {max_bytes} bytes."
-        )
-    return data
+    """Decode every gzip member (or one deflate stream), capped at ``max_bytes``."""
+    output = bytearray()
+    remaining = raw
+    while True:
+        # wbits 31 is gzip; 15 is the zlib format that HTTP calls deflate.
+        decompressor = zlib.decompressobj(31 if encoding == "gzip" else 15)
+        try:
+            output += decompressor.decompress(remaining, max_bytes + 1 - len(output))
+        except zlib.error as exc:
+            raise _invalid_encoding(encoding) from exc
+        if len(output) > max_bytes or decompressor.unconsumed_tail:
+            raise PayloadTooLarge(
+                f"The decoded request body exceeds the maximum of {max_bytes} bytes."
+            )
+        if not decompressor.eof:
+            raise _invalid_encoding(encoding)
+
+        remaining = decompressor.unused_data
+        if not remaining:
+            return bytes(output)
+        if encoding != "gzip":
+            raise _invalid_encoding(encoding)
+
+
+def _invalid_encoding(encoding: str) -> BadRequest:
+    return BadRequest(
+        f"The request body is not complete, valid {encoding} data.",
+        code="invalid_encoding",
+    )

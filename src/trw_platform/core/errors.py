@@ -19,6 +19,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -32,6 +33,7 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -112,6 +114,23 @@ class RateLimited(AppError):
 
     def __init__(self, retry_after: int, detail: Any = None) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class ErrorRead(BaseModel):
+    """The error envelope every error response uses."""
+
+    error: str
+    detail: Any
+    request_id: str | None
+
+
+# For the ``responses=`` of routers that need an API key.
+API_KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorRead, "description": "Missing, invalid or revoked credential"},
+    403: {"model": ErrorRead, "description": "The key lacks the scope the route needs"},
+    422: {"model": ErrorRead, "description": "Invalid parameters or body"},
+    429: {"model": ErrorRead, "description": "Rate limit exceeded; see Retry-After"},
+}
 
 
 def error_body(request_id: str | None, code: str, detail: Any) -> dict[str, Any]:

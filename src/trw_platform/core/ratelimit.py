@@ -61,6 +61,12 @@ class RateLimiter:
             "telemetry": Policy("telemetry", parse(settings.RATE_LIMIT_TELEMETRY)),
             "ip": Policy("ip", parse(settings.RATE_LIMIT_IP)),
             "auth": Policy("auth", parse(settings.RATE_LIMIT_AUTH)),
+            "account_mail": Policy(
+                "account_mail", parse(settings.RATE_LIMIT_ACCOUNT_MAIL)
+            ),
+            "device_code": Policy(
+                "device_code", parse(settings.RATE_LIMIT_DEVICE_CODE)
+            ),
         }
         self._failed_at: float | None = None
 

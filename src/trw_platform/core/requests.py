@@ -5,9 +5,11 @@ so that it sees every response, the 500 for an unexpected exception included,
 and can stamp ``X-Request-ID`` and the rate-limit headers on all of them.
 """
 
+import asyncio
 import re
 import time
 import uuid
+from ipaddress import ip_address
 from typing import Any
 
 import structlog
@@ -27,11 +29,23 @@ from trw_platform.core.ratelimit import STATE_KEY, RateLimiter, rate_limit_heade
 log = structlog.get_logger(__name__)
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Longest wait for the next chunk of a request body before the request fails.
+BODY_IDLE_TIMEOUT_S = 20.0
 
 
 def client_ip(scope: Scope) -> str:
+    """Return the client address, or "unknown" when it is missing or not an IP.
+
+    Behind a trusted proxy uvicorn sets it from X-Forwarded-For, which a
+    client may fill with anything.
+    """
     client = scope.get("client")
-    return client[0] if client else "unknown"
+    if not client:
+        return "unknown"
+    try:
+        return str(ip_address(client[0]))
+    except ValueError:
+        return "unknown"
 
 
 class RequestContextMiddleware:
@@ -87,8 +101,8 @@ class RequestContextMiddleware:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            _check_content_length(scope, self.max_body_bytes)
             await self.limiter.check(scope, "ip", client_ip(scope))
+            _check_content_length(scope, self.max_body_bytes)
         except AppError as exc:
             body = error_body(scope["state"]["request_id"], exc.code, exc.detail)
             await JSONResponse(body, exc.status_code, headers=exc.headers)(
@@ -138,17 +152,31 @@ def _check_content_length(scope: Scope, max_body_bytes: int) -> None:
 
 
 def _capped_receive(receive: Receive, max_body_bytes: int) -> Receive:
-    """Wrap ``receive`` so a chunked body over the cap fails with 413."""
+    """Wrap ``receive``: a body over the cap fails with 413, a stalled one with 408.
+
+    Both are HTTPExceptions because FastAPI turns any other error raised while
+    it reads the body into a 400.
+    """
     received = 0
+    body_done = False
 
     async def capped() -> Message:
-        nonlocal received
-        message = await receive()
+        nonlocal received, body_done
+        if body_done:
+            return await receive()
+        try:
+            async with asyncio.timeout(BODY_IDLE_TIMEOUT_S):
+                message = await receive()
+        except TimeoutError:
+            log.warning("request.body_timed_out", received_bytes=received)
+            raise HTTPException(
+                408, f"No request body data arrived for {BODY_IDLE_TIMEOUT_S:.0f} s."
+            ) from None
+
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
+            body_done = not message.get("more_body", False)
             if received > max_body_bytes:
-                # An HTTPException, because FastAPI turns any other error
-                # raised while it reads the body into a 400.
                 raise HTTPException(
                     413,
                     f"The request body exceeds the maximum of {max_body_bytes} bytes.",

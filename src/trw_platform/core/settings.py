@@ -7,10 +7,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from limits import parse
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
+DATABASE_FILE = "trw-platform.db"
 
 
 class Settings(BaseSettings):
@@ -22,7 +24,8 @@ class Settings(BaseSettings):
 
     DATA_DIR: Path = Field(
         Path("data"),
-        description="Folder for the SQLite database and generated secrets.",
+        description="Folder for the SQLite database and generated secrets, "
+        "relative to the current directory unless absolute.",
     )
     DATABASE_URL: str = Field(
         "",
@@ -89,15 +92,62 @@ class Settings(BaseSettings):
         description="Events stamped further ahead of the receive time are clamped.",
     )
     FORWARDED_ALLOW_IPS: str = Field(
-        "127.0.0.1",
-        description="Proxy addresses whose X-Forwarded-For header is trusted.",
+        "",
+        description="Comma-separated proxy addresses whose X-Forwarded-For header "
+        "sets the client IP; empty trusts no proxy.",
     )
+    RATE_LIMIT_ACCOUNT_MAIL: str = Field(
+        "5/hour",
+        description="Limit per email address for register, resend-verification "
+        "and password-reset requests.",
+    )
+    RATE_LIMIT_DEVICE_CODE: str = Field(
+        "10/minute", description="Limit per client IP for new device codes."
+    )
+    REFRESH_TOKEN_TTL_SECONDS: int = Field(
+        30 * 24 * 3600,
+        ge=300,
+        description="Lifetime of a sign-in session; refreshing does not extend it.",
+    )
+    LOGIN_FREE_FAILURES: int = Field(
+        3,
+        ge=1,
+        description="Failed logins per account and IP before delays start.",
+    )
+    LOGIN_MAX_DELAY_SECONDS: int = Field(
+        900,
+        ge=1,
+        description="Longest wait imposed after repeated failed logins, in seconds.",
+    )
+    SMTP_URL: str = Field(
+        "",
+        description="Mail server: smtp://user:pass@host:587 (STARTTLS when "
+        "offered), smtp+starttls://... (STARTTLS required) or smtps://host:465 "
+        "(TLS); empty keeps mail in the outbox table, see 'trw-platform mail list'.",
+    )
+    MAIL_FROM: str = Field(
+        "trw-platform <noreply@localhost>",
+        description="From address of the mail the server sends.",
+    )
+
+    @field_validator(
+        "RATE_LIMIT_DEFAULT", "RATE_LIMIT_TELEMETRY", "RATE_LIMIT_IP", "RATE_LIMIT_AUTH"
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a rate limit; write it like '300/minute'"
+            ) from exc
+        return value
 
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL:
             return self.DATABASE_URL
-        return f"sqlite+aiosqlite:///{self.DATA_DIR.resolve() / 'trw-platform.db'}"
+        return f"sqlite+aiosqlite:///{self.DATA_DIR.resolve() / DATABASE_FILE}"
 
     @property
     def public_url(self) -> str:
@@ -133,6 +183,21 @@ def _read_or_create_secret(path: Path) -> str:
     finally:
         temporary.unlink()
     return path.read_text().strip()
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data folder, readable by its owner only, and the signing key."""
+    settings.DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.secret_key()
+
+
+def protect_database_file(settings: Settings) -> None:
+    """Make the SQLite database and its WAL files readable by the owner only."""
+    if settings.DATABASE_URL:
+        return
+    database = settings.DATA_DIR.resolve() / DATABASE_FILE
+    for path in (database, *database.parent.glob(f"{DATABASE_FILE}-*")):
+        path.chmod(0o600)
 
 
 @lru_cache

@@ -66,7 +66,9 @@ def create_key(
     ] = None,
     expires_in_days: Annotated[
         int | None,
-        typer.Option(min=1, help="Days until the key expires; default never."),
+        typer.Option(
+            min=1, max=36500, help="Days until the key expires; default never."
+        ),
     ] = None,
 ) -> None:
     """Create an API key and print it once."""
@@ -130,7 +132,14 @@ def revoke_key(
     key_id: Annotated[str, typer.Argument(help="Id of the key, from 'keys list'.")],
 ) -> None:
     """Revoke an API key; its JWTs stop working too."""
+    started = utc_now()
     api_key = run_in_session(
         lambda session: service.revoke_api_key(session, key_id=key_id)
     )
-    console.print(f"Revoked API key {api_key.id} at {_when(api_key.revoked_at)}")
+    revoked_at = api_key.revoked_at
+    if revoked_at is not None and revoked_at < started:
+        console.print(
+            f"API key {api_key.id} was already revoked at {_when(revoked_at)}"
+        )
+        return
+    console.print(f"Revoked API key {api_key.id} at {_when(revoked_at)}")

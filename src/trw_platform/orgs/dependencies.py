@@ -6,15 +6,24 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from trw_platform.auth import tokens
-from trw_platform.core.db import SessionDep
 from trw_platform.core.errors import Forbidden, Unauthorized
 from trw_platform.core.requests import client_ip
 from trw_platform.orgs import keys, scopes, service
 from trw_platform.orgs.models import ApiKey
 
 log = structlog.get_logger(__name__)
+
+# Declares the bearer scheme in OpenAPI, so /docs offers an Authorize button;
+# bearer_token() does the checking, with the error envelope.
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A platform API key (trw_live_... or trw_dk_...) or its JWT.",
+)
+BearerScheme = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ def bearer_token(request: Request) -> str:
 
 
 async def _resolve_key(
-    request: Request, session: SessionDep, credential: str
+    request: Request, session: AsyncSession, credential: str
 ) -> ApiKey:
     api_key: ApiKey | None
     if credential.startswith(keys.PREFIXES):
@@ -49,12 +58,12 @@ async def _resolve_key(
         await request.app.state.limiter.check(
             request.scope, "auth", client_ip(request.scope)
         )
-        raise Unauthorized()
+        raise Unauthorized("Invalid, expired or revoked API key or token.")
     return api_key
 
 
 async def _key_from_token(
-    request: Request, session: SessionDep, credential: str
+    request: Request, session: AsyncSession, credential: str
 ) -> ApiKey | None:
     secret = request.app.state.settings.secret_key()
     claims = tokens.decode_token(secret, credential, token_type=tokens.API_KEY_TOKEN)
@@ -68,23 +77,42 @@ def require_scope(
 ) -> Callable[..., Awaitable[ApiKeyPrincipal]]:
     """Build a dependency that authenticates, rate-limits and checks one scope."""
 
-    async def dependency(request: Request, session: SessionDep) -> ApiKeyPrincipal:
-        api_key = await _resolve_key(request, session, bearer_token(request))
-        await request.app.state.limiter.check(request.scope, policy, api_key.id)
-        if not scopes.grants(api_key.scopes, scope):
-            raise Forbidden(
-                f"This API key lacks the scope {scope!r}.", code="insufficient_scope"
-            )
+    async def dependency(request: Request, _: BearerScheme) -> ApiKeyPrincipal:
+        credential = bearer_token(request)
+        # NOTE: a session of its own, committed here, so that no connection
+        # or SQLite write lock is held while the handler reads a slow body.
+        async with request.app.state.sessionmaker() as session:
+            api_key = await _authorize(request, session, credential, scope, policy)
+            await _record_use(request, session, api_key)
+            await session.commit()
 
-        await service.record_key_use(
-            session, api_key=api_key, ip=client_ip(request.scope)
-        )
         request.state.organization_id = api_key.organization_id
         return ApiKeyPrincipal(
             api_key.id, api_key.organization_id, list(api_key.scopes)
         )
 
     return dependency
+
+
+async def _authorize(
+    request: Request, session: AsyncSession, credential: str, scope: str, policy: str
+) -> ApiKey:
+    api_key = await _resolve_key(request, session, credential)
+    await request.app.state.limiter.check(request.scope, policy, api_key.id)
+    if not scopes.grants(api_key.scopes, scope):
+        raise Forbidden(
+            f"This API key lacks the scope {scope!r}.", code="insufficient_scope"
+        )
+    return api_key
+
+
+async def _record_use(request: Request, session: AsyncSession, api_key: ApiKey) -> None:
+    await service.record_key_use(
+        session,
+        api_key=api_key,
+        ip=client_ip(request.scope),
+        user_agent=request.headers.get("user-agent"),
+    )
 
 
 TelemetryWriter = Annotated[

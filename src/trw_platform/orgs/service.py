@@ -7,7 +7,9 @@ import structlog
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trw_platform.core import audit
 from trw_platform.core.db import utc_now
+from trw_platform.core.errors import BadRequest
 from trw_platform.core.security import hash_token
 from trw_platform.orgs import keys
 from trw_platform.orgs.errors import ApiKeyNotFound, OrganizationNotFound, SlugTaken
@@ -16,6 +18,7 @@ from trw_platform.orgs.models import ApiKey, Organization
 log = structlog.get_logger(__name__)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+NAME_MAX = 200
 
 
 def slugify(name: str) -> str:
@@ -23,10 +26,21 @@ def slugify(name: str) -> str:
     return slug[:100] or "org"
 
 
+def _checked_name(name: str, what: str) -> str:
+    """Return the stripped name; raises BadRequest when blank or too long."""
+    stripped = name.strip()
+    if not stripped or len(stripped) > NAME_MAX:
+        raise BadRequest(
+            f"The {what} must be 1 to {NAME_MAX} characters.", code="invalid_name"
+        )
+    return stripped
+
+
 async def create_organization(
     session: AsyncSession, *, name: str, slug: str | None = None
 ) -> Organization:
     """Create an organization; raises SlugTaken when the slug is in use."""
+    name = _checked_name(name, "organization name")
     slug = slugify(slug or name)
     existing = await session.scalar(
         select(Organization).where(Organization.slug == slug)
@@ -72,8 +86,14 @@ async def create_api_key(
     scopes: list[str],
     expires_at: datetime | None = None,
     prefix: str = keys.LIVE_PREFIX,
+    origin: audit.Origin | None = None,
+    actor_user_id: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its raw value, which is not stored."""
+    """Create a key and return it with its raw value, which is not stored.
+
+    ``origin`` defaults to the console, for keys made by CLI commands.
+    """
+    name = _checked_name(name, "key name")
     raw_key = keys.generate_key(prefix)
     api_key = ApiKey(
         organization_id=organization_id,
@@ -91,6 +111,15 @@ async def create_api_key(
         organization_id=organization_id,
         scopes=api_key.scopes,
     )
+    await audit.record(
+        session,
+        action="api_key.created",
+        origin=origin or audit.Origin.console(),
+        actor_user_id=actor_user_id,
+        organization_id=organization_id,
+        subject_id=api_key.id,
+        details={"name": name, "scopes": api_key.scopes, "prefix": prefix},
+    )
     return api_key, raw_key
 
 
@@ -104,7 +133,12 @@ async def list_api_keys(session: AsyncSession, *, organization_id: str) -> list[
 
 
 async def revoke_api_key(
-    session: AsyncSession, *, key_id: str, organization_id: str | None = None
+    session: AsyncSession,
+    *,
+    key_id: str,
+    organization_id: str | None = None,
+    origin: audit.Origin | None = None,
+    actor_user_id: str | None = None,
 ) -> ApiKey:
     """Revoke a key; revoking twice keeps the first revocation time."""
     query = select(ApiKey).where(ApiKey.id == key_id)
@@ -119,6 +153,14 @@ async def revoke_api_key(
         await session.flush()
         log.info(
             "api_key.revoked", key_id=key_id, organization_id=api_key.organization_id
+        )
+        await audit.record(
+            session,
+            action="api_key.revoked",
+            origin=origin or audit.Origin.console(),
+            actor_user_id=actor_user_id,
+            organization_id=api_key.organization_id,
+            subject_id=key_id,
         )
     return api_key
 
@@ -143,7 +185,13 @@ async def find_active_key_by_id(session: AsyncSession, *, key_id: str) -> ApiKey
     return api_key
 
 
-async def record_key_use(session: AsyncSession, *, api_key: ApiKey, ip: str) -> None:
+async def record_key_use(
+    session: AsyncSession,
+    *,
+    api_key: ApiKey,
+    ip: str,
+    user_agent: str | None = None,
+) -> None:
     """Store last use time and IP, at most once a minute per key."""
     now = utc_now()
     if (
@@ -164,4 +212,11 @@ async def record_key_use(session: AsyncSession, *, api_key: ApiKey, ip: str) -> 
             "api_key.first_use",
             key_id=api_key.id,
             organization_id=api_key.organization_id,
+        )
+        await audit.record(
+            session,
+            action="api_key.first_used",
+            origin=audit.Origin.from_context(ip, user_agent),
+            organization_id=api_key.organization_id,
+            subject_id=api_key.id,
         )

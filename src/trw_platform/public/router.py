@@ -15,12 +15,13 @@ router = APIRouter(tags=["public"])
 root_router = APIRouter(tags=["public"])
 
 
-@root_router.get("/", include_in_schema=False)
+@root_router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def read_root() -> dict[str, str]:
     """Answer the client doctor probe, which expects 200 at the base URL."""
     return {"service": "trw-platform", "version": __version__, "docs": "/docs"}
 
 
+@router.head("/health", include_in_schema=False)
 @router.get("/health", responses={503: {"description": "Database unreachable"}})
 async def read_health(request: Request) -> JSONResponse:
     """Health check: service status, version and database reachability."""

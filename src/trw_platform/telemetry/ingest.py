@@ -6,12 +6,16 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trw_platform.core.db import dialect_insert, utc_now
-from trw_platform.telemetry.models import Installation, TelemetryEvent, TelemetryHourly
-from trw_platform.telemetry.normalize import Limits, RejectedEvent, normalize_event
+from trw_platform.core.db import utc_now
+from trw_platform.telemetry import statements
+from trw_platform.telemetry.normalize import (
+    UNKNOWN_INSTALLATION,
+    Limits,
+    RejectedEvent,
+    normalize_event,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -86,12 +90,7 @@ async def _insert_events(
     session: AsyncSession, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Insert rows, skipping stored dedup keys; return the rows actually stored."""
-    table = TelemetryEvent.__table__
-    statement = (
-        dialect_insert(session)(table)
-        .on_conflict_do_nothing(index_elements=["organization_id", "dedup_key"])
-        .returning(table.c.dedup_key)
-    )
+    statement = statements.insert_events(session.get_bind().dialect.name)
     returned = await session.execute(statement, rows)
     stored_keys = {key for (key,) in returned if key is not None}
     return [
@@ -139,13 +138,7 @@ async def _upsert_hourly(
             duration_sum,
         ) in sorted(buckets.items())
     ]
-    table = TelemetryHourly.__table__
-    insert = dialect_insert(session)(table)
-    counters = ("event_count", "error_count", "duration_count", "duration_ms_sum")
-    statement = insert.on_conflict_do_update(
-        index_elements=["organization_id", "hour", "event_type", "status", "tool_name"],
-        set_={name: table.c[name] + insert.excluded[name] for name in counters},
-    )
+    statement = statements.upsert_hourly(session.get_bind().dialect.name)
     await session.execute(statement, values)
 
 
@@ -155,7 +148,7 @@ async def _upsert_installations(
     seen: dict[str, dict[str, Any]] = {}
     for row in rows:
         installation_id = row["installation_id"]
-        if installation_id is None:
+        if installation_id in (None, UNKNOWN_INSTALLATION):
             continue
         entry = seen.setdefault(
             installation_id,
@@ -174,33 +167,7 @@ async def _upsert_installations(
     if not seen:
         return
 
-    table = Installation.__table__
-    insert = dialect_insert(session)(table)
-    excluded = insert.excluded
-    statement = insert.on_conflict_do_update(
-        index_elements=["organization_id", "installation_id"],
-        set_={
-            "first_seen_at": case(
-                (
-                    excluded.first_seen_at < table.c.first_seen_at,
-                    excluded.first_seen_at,
-                ),
-                else_=table.c.first_seen_at,
-            ),
-            "last_seen_at": case(
-                (excluded.last_seen_at > table.c.last_seen_at, excluded.last_seen_at),
-                else_=table.c.last_seen_at,
-            ),
-            "framework_version": func.coalesce(
-                excluded.framework_version, table.c.framework_version
-            ),
-            "os_platform": func.coalesce(excluded.os_platform, table.c.os_platform),
-            "python_version": func.coalesce(
-                excluded.python_version, table.c.python_version
-            ),
-            "event_count": table.c.event_count + excluded.event_count,
-        },
-    )
+    statement = statements.upsert_installations(session.get_bind().dialect.name)
     await session.execute(statement, [seen[key] for key in sorted(seen)])
 
 

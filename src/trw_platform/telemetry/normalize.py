@@ -4,8 +4,12 @@ Three client generations send telemetry: pipeline events with ``event_type``
 and ``ts``, legacy ``TelemetryEvent`` records with ``timestamp``, and legacy
 tool records with ``event: "tool_call"`` and no ``event_type`` at all. Known
 fields go to columns. Everything else, and any known field whose value does
-not fit its column type, stays in the ``payload`` object, so nothing the
-client sent is lost.
+not fit its column, stays in the ``payload`` object under its own name.
+
+An event is rejected only when it cannot be stored at all: it is not an
+object, it is too large or too deeply nested, it holds a string that neither
+database can store (a NUL character or a lone surrogate), or its
+``event_id`` is not a short string.
 """
 
 import json
@@ -15,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+
+from trw_platform.core.body import Unstorable
 
 STRING_COLUMNS = {
     "installation_id": 128,
@@ -32,13 +38,15 @@ INT_COLUMNS = ("input_tokens", "output_tokens", "test_count")
 BOOL_COLUMNS = ("pytest_passed", "static_checks_passed", "mypy_passed")
 EVENT_TYPE_MAX = 100
 EVENT_ID_MAX = 128
+MAX_DEPTH = 32
+INT64_MAX = 2**63 - 1
 UNKNOWN_INSTALLATION = "unknown"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 _COLUMN_NAMES = frozenset(
     {*STRING_COLUMNS, *FLOAT_COLUMNS, *INT_COLUMNS, *BOOL_COLUMNS}
 )
-_CONSUMED = frozenset({"event_type", "event_id", "ts", "timestamp", "attributes"})
+_CONSUMED = frozenset({"event_id", "ts", "timestamp"})
 
 
 class RejectedEvent(Exception):
@@ -57,7 +65,8 @@ def normalize_event(
     """Return column values for one event; raises RejectedEvent."""
     if not isinstance(raw, dict):
         raise RejectedEvent(f"event must be a JSON object, not {_json_type(raw)}")
-    size = _json_size(raw)
+    _check_depth(raw)
+    raw, size = _make_storable(raw)
     if size > limits.max_event_bytes:
         raise RejectedEvent(
             f"event is {size} bytes as JSON; the maximum is {limits.max_event_bytes}"
@@ -68,16 +77,8 @@ def normalize_event(
         for key, value in raw.items()
         if key not in _CONSUMED and key not in _COLUMN_NAMES
     }
-    row: dict[str, Any] = {
-        "event_type": _event_type(raw),
-        "event_id": _bounded_string(raw, "event_id", EVENT_ID_MAX),
-        "attributes": raw.get("attributes")
-        if isinstance(raw.get("attributes"), dict)
-        else None,
-    }
-    if "attributes" in raw and row["attributes"] is None:
-        payload["attributes"] = raw["attributes"]
-
+    row: dict[str, Any] = {"event_id": _event_id(raw)}
+    _fill_type_and_attributes(raw, row, payload)
     _fill_columns(raw, row, payload)
     _fill_legacy_aliases(raw, row)
     _fill_times(raw, row, payload, received_at, limits.max_clock_skew)
@@ -86,19 +87,115 @@ def normalize_event(
     return row
 
 
-def _json_size(raw: dict[str, Any]) -> int:
+def _check_depth(raw: dict[str, Any]) -> None:
+    level: list[Any] = [raw]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return
+    raise RejectedEvent(f"event nests objects or arrays deeper than {MAX_DEPTH} levels")
+
+
+def _make_storable(raw: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Return the event as stored and its JSON size; raises when it cannot be.
+
+    Numbers without an exact JSON form (NaN, Infinity, 1e400) are kept as
+    their text, so the event is stored and nothing the client sent is lost.
+    """
     try:
-        return len(orjson.dumps(raw))
+        encoded = orjson.dumps(raw)
     except TypeError:
-        # orjson cannot write integers beyond 64 bits; json can.
-        return len(json.dumps(raw, separators=(",", ":")))
+        # orjson writes neither integers beyond 64 bits, lone surrogates nor
+        # the markers for unstorable numbers.
+        raw = _replace_unstorable(raw)
+        encoded = _encode_with_json(raw)
+    # The byte search is a cheap filter; _has_nul rules out an escaped "\\u0000".
+    if b"\\u0000" in encoded and _has_nul(raw):
+        raise RejectedEvent("event holds a NUL character, which cannot be stored")
+    return raw, len(encoded)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _replace_unstorable(value: Any) -> Any:
+    if isinstance(value, Unstorable):
+        return value.text
+    if isinstance(value, dict):
+        return {key: _replace_unstorable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_unstorable(item) for item in value]
+    return value
+
+
+def _encode_with_json(raw: dict[str, Any]) -> bytes:
+    text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise RejectedEvent(
+            "event holds a string that is not valid Unicode (a lone surrogate)"
+        ) from exc
+
+
+def _event_id(raw: dict[str, Any]) -> str | None:
+    value = raw.get("event_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RejectedEvent(
+            f"field 'event_id' must be a string, not {_json_type(value)}"
+        )
+    text = str(value)
+    if not text or len(text) > EVENT_ID_MAX:
+        raise RejectedEvent(f"field 'event_id' must be 1 to {EVENT_ID_MAX} characters")
+    return text
+
+
+def _fill_type_and_attributes(
+    raw: dict[str, Any], row: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    row["event_type"] = _event_type(raw)
+    given = raw.get("event_type")
+    # The column holds the derived or shortened type; the payload the original.
+    if "event_type" in raw and given != row["event_type"]:
+        payload["event_type"] = given
+    else:
+        payload.pop("event_type", None)
+
+    attributes = raw.get("attributes")
+    row["attributes"] = attributes if isinstance(attributes, dict) else None
+    if row["attributes"] is not None:
+        payload.pop("attributes", None)
+
+
+def _event_type(raw: dict[str, Any]) -> str:
+    for field in ("event_type", "event"):
+        value = raw.get(field)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:EVENT_TYPE_MAX]
+    return "unknown"
 
 
 def _fill_columns(
     raw: dict[str, Any], row: dict[str, Any], payload: dict[str, Any]
 ) -> None:
     for name, max_length in STRING_COLUMNS.items():
-        row[name] = _bounded_string(raw, name, max_length)
+        row[name] = _coerce(
+            raw, name, lambda v, n=max_length: _to_string(v, n), payload
+        )
     for name in FLOAT_COLUMNS:
         row[name] = _coerce(raw, name, _to_float, payload)
     for name in INT_COLUMNS:
@@ -109,8 +206,8 @@ def _fill_columns(
 
 def _fill_legacy_aliases(raw: dict[str, Any], row: dict[str, Any]) -> None:
     # Legacy tool records name the tool "tool" and report only "success".
-    if row["tool_name"] is None and isinstance(raw.get("tool"), str):
-        row["tool_name"] = raw["tool"][: STRING_COLUMNS["tool_name"]]
+    if row["tool_name"] is None:
+        row["tool_name"] = _to_string(raw.get("tool"), STRING_COLUMNS["tool_name"])
     if row["status"] is None and isinstance(raw.get("success"), bool):
         row["status"] = "success" if raw["success"] else "error"
 
@@ -122,7 +219,9 @@ def _fill_times(
     received_at: datetime,
     max_skew: timedelta,
 ) -> None:
-    stamp = raw.get("ts", raw.get("timestamp"))
+    stamp = raw.get("ts")
+    if stamp is None:
+        stamp = raw.get("timestamp")
     occurred_at = _parse_time(stamp) if stamp is not None else None
     if stamp is not None and occurred_at is None:
         payload["unparsed_timestamp"] = stamp
@@ -138,14 +237,6 @@ def _fill_times(
     row["occurred_at"] = occurred_at
 
 
-def _event_type(raw: dict[str, Any]) -> str:
-    for field in ("event_type", "event"):
-        value = raw.get(field)
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:EVENT_TYPE_MAX]
-    return "unknown"
-
-
 def _dedup_key(row: dict[str, Any]) -> str | None:
     if row["event_id"]:
         return f"id:{row['event_id']}"
@@ -156,18 +247,6 @@ def _dedup_key(row: dict[str, Any]) -> str | None:
     ):
         return f"first_session:{installation}"
     return None
-
-
-def _bounded_string(raw: dict[str, Any], name: str, max_length: int) -> str | None:
-    value = raw.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise RejectedEvent(f"field {name!r} must be a string, not {_json_type(value)}")
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > max_length:
-        raise RejectedEvent(f"field {name!r} is longer than {max_length} characters")
-    return text
 
 
 def _coerce(
@@ -183,21 +262,38 @@ def _coerce(
     return converted
 
 
+def _to_string(value: Any, max_length: int) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= max_length else None
+
+
 def _to_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 
 
 def _to_int(value: Any) -> int | None:
-    number = _to_float(value)
-    if number is None or number != int(number) or abs(number) >= 2**63:
+    if isinstance(value, bool):
         return None
-    return int(number)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            value = _to_float(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            return None
+        value = int(value)
+    if not isinstance(value, int) or abs(value) > INT64_MAX:
+        return None
+    return value
 
 
 def _to_bool(value: Any) -> bool | None:
@@ -222,25 +318,17 @@ def _parse_time(value: Any) -> datetime | None:
             return datetime.fromtimestamp(seconds, UTC)
         if isinstance(value, str):
             parsed = datetime.fromisoformat(value.strip())
-            return (
-                parsed.replace(tzinfo=UTC)
-                if parsed.tzinfo is None
-                else parsed.astimezone(UTC)
-            )
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         return None
     return None
 
 
 def _json_type(value: Any) -> str:
-    names = {
-        dict: "object",
-        list: "array",
-        str: "string",
-        bool: "boolean",
-        type(None): "null",
-    }
+    names = {dict: "object", list: "array", str: "string", bool: "boolean"}
     for python_type, name in names.items():
         if isinstance(value, python_type):
             return name
-    return "number"
+    return "null" if value is None else "number"

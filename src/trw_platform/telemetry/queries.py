@@ -3,7 +3,7 @@
 import base64
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -168,11 +168,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, event_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        occurred_at = datetime.fromisoformat(stamp)
-        if occurred_at.tzinfo is None:
-            raise ValueError("cursor time has no offset")
-        return occurred_at, int(event_id)
-    except (ValueError, TypeError) as exc:
+        occurred_at = datetime.fromisoformat(stamp).astimezone(UTC)
+        if not isinstance(event_id, int) or not 0 < event_id < 2**63:
+            raise ValueError("cursor id out of range")
+        return occurred_at, event_id
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BadRequest(
             "The cursor is invalid; pass next_cursor from a previous page.",
             code="invalid_cursor",

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Request
 
 from trw_platform.core.body import read_json_body
 from trw_platform.core.db import SessionDep, utc_now
-from trw_platform.core.errors import BadRequest, PayloadTooLarge
+from trw_platform.core.errors import API_KEY_ERRORS, BadRequest, PayloadTooLarge
 from trw_platform.orgs.dependencies import TelemetryReader, TelemetryWriter
 from trw_platform.telemetry import ingest, queries
 from trw_platform.telemetry.normalize import Limits
@@ -20,19 +20,52 @@ from trw_platform.telemetry.schemas import (
     TelemetryStatsRead,
 )
 
-router = APIRouter(tags=["telemetry"])
-public_router = APIRouter(tags=["telemetry"])
+router = APIRouter(tags=["telemetry"], responses=API_KEY_ERRORS)
+public_router = APIRouter(tags=["telemetry"], responses=API_KEY_ERRORS)
 
 DEFAULT_WINDOW = timedelta(days=30)
 # Events may be stamped up to the allowed clock skew ahead of the receive time,
 # so an open-ended window reaches a little into the future.
 DEFAULT_END_AHEAD = timedelta(hours=1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Bounds that keep window arithmetic (a 30-day default, hourly steps) in
+# the range of datetime.
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 11, 30, tzinfo=UTC)
 MAX_HOURLY_WINDOW = timedelta(days=93)
 ENVELOPE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Body is not JSON or has no events list"},
     413: {"description": "Body or batch over the published caps"},
     415: {"description": "Body is not application/json"},
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "items": {"type": "object", "additionalProperties": True},
+                        }
+                    },
+                },
+                "example": {
+                    "events": [
+                        {
+                            "event_type": "tool_invocation",
+                            "tool_name": "trw_learn",
+                            "duration_ms": 12.5,
+                            "status": "success",
+                            "ts": "2026-12-04T10:15:00+00:00",
+                        }
+                    ]
+                },
+            }
+        },
+    }
 }
 
 FromParam = Annotated[
@@ -44,15 +77,28 @@ ToParam = Annotated[
 
 
 def _window(start: datetime | None, end: datetime | None) -> queries.Window:
-    end = _aware(end) if end is not None else utc_now() + DEFAULT_END_AHEAD
-    start = _aware(start) if start is not None else end - DEFAULT_WINDOW
+    end = _bounded(end) if end is not None else utc_now() + DEFAULT_END_AHEAD
+    if start is None:
+        start = end - DEFAULT_WINDOW if end - EARLIEST > DEFAULT_WINDOW else EARLIEST
+    start = _bounded(start)
     if start > end:
         raise BadRequest("'from' must not be after 'to'.", code="invalid_window")
     return queries.Window(start, end)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _bounded(value: datetime) -> datetime:
+    """Return the time in UTC; raises BadRequest outside EARLIEST..LATEST."""
+    value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = LATEST + timedelta(days=1)
+    if not EARLIEST <= value <= LATEST:
+        raise BadRequest(
+            f"Times must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}.",
+            code="invalid_window",
+        )
+    return value
 
 
 @public_router.get("/telemetry/limits")
@@ -67,7 +113,7 @@ async def read_telemetry_limits(request: Request) -> TelemetryLimitsRead:
     )
 
 
-@router.post("/telemetry", responses=ENVELOPE_ERRORS)
+@router.post("/telemetry", responses=ENVELOPE_ERRORS, openapi_extra=BATCH_BODY)
 async def create_telemetry_batch(
     request: Request, session: SessionDep, principal: TelemetryWriter
 ) -> IngestRead:
@@ -153,7 +199,7 @@ async def list_telemetry_events(
     events, next_cursor = await queries.list_events(
         session,
         organization_id=principal.organization_id,
-        window=_window(start or EPOCH, end),
+        window=_window(start or EARLIEST, end),
         filters=filters,
         limit=limit,
         cursor=cursor,
@@ -166,7 +212,7 @@ async def list_telemetry_events(
 async def list_installations(
     session: SessionDep,
     principal: TelemetryReader,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> InstallationPage:
     """Installations seen in telemetry, most recently active first."""
