@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from trw_platform.core import migrate
-from trw_platform.models import Base
+from trw_platform.models import Base, include_name
 
 
 def pending_changes(database_url: str) -> list:
@@ -17,7 +17,10 @@ def pending_changes(database_url: str) -> list:
             async with engine.connect() as connection:
                 return await connection.run_sync(
                     lambda sync: compare_metadata(
-                        MigrationContext.configure(sync), Base.metadata
+                        MigrationContext.configure(
+                            sync, opts={"include_name": include_name}
+                        ),
+                        Base.metadata,
                     )
                 )
         finally:

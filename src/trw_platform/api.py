@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from trw_platform.auth.router import router as auth_router
+from trw_platform.learnings.router import router as learnings_router
 from trw_platform.orgs.router import router as orgs_router
 from trw_platform.public.router import router as public_router
 from trw_platform.telemetry.router import public_router as telemetry_public_router
@@ -14,3 +15,4 @@ api_router.include_router(auth_router)
 api_router.include_router(orgs_router)
 api_router.include_router(telemetry_public_router)
 api_router.include_router(telemetry_router)
+api_router.include_router(learnings_router)

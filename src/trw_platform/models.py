@@ -12,6 +12,12 @@ from trw_platform.auth.models import (
 from trw_platform.core.audit import AuditEvent
 from trw_platform.core.db import Base
 from trw_platform.core.mail import MailMessage
+from trw_platform.learnings.models import (
+    Learning,
+    LearningSequence,
+    LearningTag,
+    is_unmapped_table,
+)
 from trw_platform.orgs.models import ApiKey, Membership, Organization
 from trw_platform.telemetry.models import Installation, TelemetryEvent, TelemetryHourly
 
@@ -23,6 +29,9 @@ __all__ = [
     "DeviceAuthorization",
     "EmailToken",
     "Installation",
+    "Learning",
+    "LearningSequence",
+    "LearningTag",
     "MailMessage",
     "Membership",
     "Organization",
@@ -34,3 +43,7 @@ __all__ = [
     "UserSession",
 ]
 
+
+def include_name(name: str | None, type_: str, _parent_names: object) -> bool:
+    """Tell Alembic's comparison to skip tables that no model maps."""
+    return not (type_ == "table" and is_unmapped_table(name))

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Events stamped further ahead of the receive time are clamped.",
     )
+    EMBEDDINGS: bool = Field(
+        True,
+        description="on: embed learnings and search queries with the bundled "
+        "local model and fuse semantic with keyword search; off: keyword "
+        "search only.",
+    )
     FORWARDED_ALLOW_IPS: str = Field(
         "",
         description="Comma-separated proxy addresses whose X-Forwarded-For header "

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from trw_platform.core.db import UTCDateTime
-from trw_platform.models import Base
+from trw_platform.models import Base, include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -31,6 +31,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         render_item=render_item,
+        include_name=include_name,
         compare_type=True,
     )
     with context.begin_transaction():

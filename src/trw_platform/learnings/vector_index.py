@@ -1,0 +1,212 @@
+"""In-process matrix of each organization's learning vectors.
+
+A search multiplies the query vector with one float32 matrix per organization
+instead of reading every stored vector from the database. The matrix is a
+cache: before each search it is compared with the organization's ``sync_seq``
+and only rows changed since the cached value are read again, so a write
+through any worker process reaches every worker on its next search.
+"""
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trw_platform.learnings import repository
+from trw_platform.learnings.models import Learning
+from trw_platform.learnings.repository import LearningFilters
+from trw_platform.learnings.sequence import current_sync_seq
+
+log = structlog.get_logger(__name__)
+
+# NOTE: 250,000 vectors of 384 float32 values take about 370 MiB; past that
+# the least recently searched organizations are dropped and reloaded on use.
+MAX_CACHED_VECTORS = 250_000
+INITIAL_CAPACITY = 256
+
+
+@dataclass
+class _OrgMatrix:
+    dimension: int
+    sync_seq: int = 0
+    size: int = 0
+    pks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    impacts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    statuses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    live: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    rows: dict[int, int] = field(default_factory=dict)
+
+    def _grow(self) -> None:
+        capacity = max(INITIAL_CAPACITY, 2 * len(self.pks))
+        extra = capacity - len(self.pks)
+        self.pks = np.concatenate([self.pks, np.zeros(extra, np.int64)])
+        self.vectors = np.vstack(
+            [
+                self.vectors.reshape(-1, self.dimension),
+                np.zeros((extra, self.dimension), np.float32),
+            ]
+        )
+        self.impacts = np.concatenate([self.impacts, np.zeros(extra, np.float32)])
+        self.statuses = np.concatenate([self.statuses, np.zeros(extra, np.uint16)])
+        self.live = np.concatenate([self.live, np.zeros(extra, bool)])
+
+    def put(
+        self, pk: int, vector: np.ndarray | None, impact: float, status: str
+    ) -> None:
+        row = self.rows.get(pk)
+        if row is None:
+            if vector is None:
+                return
+            if self.size == len(self.pks):
+                self._grow()
+            row = self.rows[pk] = self.size
+            self.size += 1
+        self.pks[row] = pk
+        self.live[row] = vector is not None
+        if vector is not None:
+            self.vectors[row] = vector
+        self.impacts[row] = impact
+        self.statuses[row] = status_code(status)
+
+    def mask(self, filters: LearningFilters, eligible: set[int] | None) -> np.ndarray:
+        size = self.size
+        keep = self.live[:size].copy()
+        statuses = self.statuses[:size]
+        if filters.statuses is not None:
+            keep &= np.isin(statuses, [status_code(s) for s in filters.statuses])
+        elif filters.exclude_statuses:
+            excluded = [status_code(s) for s in filters.exclude_statuses]
+            keep &= ~np.isin(statuses, excluded)
+        if filters.min_impact > 0:
+            keep &= self.impacts[:size] >= filters.min_impact
+        if eligible is not None:
+            keep &= np.isin(self.pks[:size], np.fromiter(eligible, np.int64))
+        return keep
+
+
+_STATUS_CODES: dict[str, int] = {}
+
+
+def status_code(status: str) -> int:
+    """Return a small integer for a status, so masks compare integers."""
+    code = _STATUS_CODES.get(status)
+    if code is None:
+        code = _STATUS_CODES.setdefault(status, len(_STATUS_CODES) + 1)
+    return code
+
+
+def decode_vector(blob: bytes, dimension: int) -> np.ndarray | None:
+    vector = np.frombuffer(blob, dtype="<f4")
+    return vector if vector.shape == (dimension,) else None
+
+
+class VectorIndex:
+    """Vectors of one embedding model, per organization, least recently used out."""
+
+    def __init__(self, *, model_name: str, dimension: int) -> None:
+        self.model_name = model_name
+        self.dimension = dimension
+        self._orgs: OrderedDict[str, _OrgMatrix] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self, session: AsyncSession, organization_id: str) -> _OrgMatrix:
+        current = await current_sync_seq(session, organization_id=organization_id)
+        matrix = self._orgs.get(organization_id)
+        if matrix is not None and matrix.sync_seq >= current:
+            self._orgs.move_to_end(organization_id)
+            return matrix
+
+        async with self._lock:
+            matrix = self._orgs.get(organization_id) or _OrgMatrix(self.dimension)
+            if matrix.sync_seq < current:
+                await self._load_changes(session, organization_id, matrix)
+                matrix.sync_seq = current
+            self._orgs[organization_id] = matrix
+            self._orgs.move_to_end(organization_id)
+            self._evict()
+        return matrix
+
+    async def _load_changes(
+        self, session: AsyncSession, organization_id: str, matrix: _OrgMatrix
+    ) -> None:
+        statement = select(
+            Learning.pk,
+            Learning.embedding,
+            Learning.embedding_model,
+            Learning.impact,
+            Learning.status,
+        ).where(
+            Learning.organization_id == organization_id,
+            Learning.sync_seq > matrix.sync_seq,
+        )
+        changed = 0
+        for pk, blob, model, impact, status in await session.execute(statement):
+            vector = None
+            if blob is not None and model == self.model_name:
+                vector = decode_vector(blob, self.dimension)
+            matrix.put(pk, vector, impact, status)
+            changed += 1
+        log.debug(
+            "learnings.vectors_refreshed",
+            organization_id=organization_id,
+            changed=changed,
+            size=matrix.size,
+        )
+
+    def _evict(self) -> None:
+        total = sum(matrix.size for matrix in self._orgs.values())
+        while len(self._orgs) > 1 and total > MAX_CACHED_VECTORS:
+            _org, evicted = self._orgs.popitem(last=False)
+            total -= evicted.size
+
+    async def search(
+        self,
+        session: AsyncSession,
+        *,
+        organization_id: str,
+        query_vector: np.ndarray,
+        filters: LearningFilters,
+        limit: int,
+        min_similarity: float,
+    ) -> list[tuple[int, float, float]]:
+        """Return (pk, cosine similarity, impact) of the nearest, best first."""
+        matrix = await self._refresh(session, organization_id)
+        if matrix.size == 0:
+            return []
+        eligible = None
+        if filters.needs_sql:
+            eligible = await repository.filtered_pks(
+                session, organization_id=organization_id, filters=filters
+            )
+        return _nearest(
+            matrix, query_vector, matrix.mask(filters, eligible), limit, min_similarity
+        )
+
+
+def _nearest(
+    matrix: _OrgMatrix,
+    query_vector: np.ndarray,
+    keep: np.ndarray,
+    limit: int,
+    min_similarity: float,
+) -> list[tuple[int, float, float]]:
+    similarities = matrix.vectors[: matrix.size] @ query_vector
+    similarities = np.where(
+        keep & (similarities >= min_similarity), similarities, -np.inf
+    )
+    count = min(limit, int(np.count_nonzero(np.isfinite(similarities))))
+    if count == 0:
+        return []
+    top = np.argpartition(-similarities, count - 1)[:count]
+    top = top[np.argsort(-similarities[top], kind="stable")]
+    pks: Any = matrix.pks[top]
+    return [
+        (int(pk), float(similarities[row]), float(matrix.impacts[row]))
+        for pk, row in zip(pks, top, strict=True)
+    ]
