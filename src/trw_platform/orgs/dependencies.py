@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trw_platform.auth import tokens
+from trw_platform.core.db import SessionDep
 from trw_platform.core.errors import Forbidden, Unauthorized
 from trw_platform.core.requests import client_ip
 from trw_platform.orgs import keys, scopes, service
@@ -77,14 +78,17 @@ def require_scope(
 ) -> Callable[..., Awaitable[ApiKeyPrincipal]]:
     """Build a dependency that authenticates, rate-limits and checks one scope."""
 
-    async def dependency(request: Request, _: BearerScheme) -> ApiKeyPrincipal:
-        credential = bearer_token(request)
-        # NOTE: a session of its own, committed here, so that no connection
-        # or SQLite write lock is held while the handler reads a slow body.
-        async with request.app.state.sessionmaker() as session:
-            api_key = await _authorize(request, session, credential, scope, policy)
-            await _record_use(request, session, api_key)
-            await session.commit()
+    async def dependency(
+        request: Request, session: SessionDep, _: BearerScheme
+    ) -> ApiKeyPrincipal:
+        # NOTE: this runs in the request's session and may write the key's
+        # last use, so a route that reads its body itself must read it in a
+        # dependency declared before this one: otherwise a slow body holds a
+        # connection, and on SQLite the write lock, while it arrives.
+        api_key = await _authorize(
+            request, session, bearer_token(request), scope, policy
+        )
+        await _record_use(request, session, api_key)
 
         request.state.organization_id = api_key.organization_id
         return ApiKeyPrincipal(

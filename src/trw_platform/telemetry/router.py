@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from trw_platform.core.body import read_json_body
 from trw_platform.core.db import SessionDep, utc_now
@@ -113,11 +113,8 @@ async def read_telemetry_limits(request: Request) -> TelemetryLimitsRead:
     )
 
 
-@router.post("/telemetry", responses=ENVELOPE_ERRORS, openapi_extra=BATCH_BODY)
-async def create_telemetry_batch(
-    request: Request, session: SessionDep, principal: TelemetryWriter
-) -> IngestRead:
-    """Submit a telemetry batch; each event is stored or rejected on its own."""
+async def read_batch(request: Request) -> list[Any]:
+    """Read and check the batch envelope; raises 400, 413 or 415."""
     settings = request.app.state.settings
     body = await read_json_body(request, max_bytes=settings.TELEMETRY_MAX_BODY_BYTES)
     events = body.get("events") if isinstance(body, dict) else None
@@ -131,7 +128,23 @@ async def create_telemetry_batch(
             f"The batch has {len(events)} events;"
             f" the maximum is {settings.TELEMETRY_MAX_EVENTS}."
         )
+    return events
 
+
+# Declared first among the route's parameters, so the body is read before the
+# key lookup takes a database connection.
+TelemetryBatch = Annotated[list[Any], Depends(read_batch)]
+
+
+@router.post("/telemetry", responses=ENVELOPE_ERRORS, openapi_extra=BATCH_BODY)
+async def create_telemetry_batch(
+    events: TelemetryBatch,
+    request: Request,
+    session: SessionDep,
+    principal: TelemetryWriter,
+) -> IngestRead:
+    """Submit a telemetry batch; each event is stored or rejected on its own."""
+    settings = request.app.state.settings
     limits = Limits(
         max_event_bytes=settings.TELEMETRY_MAX_EVENT_BYTES,
         max_clock_skew=timedelta(seconds=settings.TELEMETRY_MAX_CLOCK_SKEW_SECONDS),
