@@ -21,6 +21,7 @@ from trw_platform.core import migrate
 from trw_platform.core.db import create_engine, create_sessionmaker
 from trw_platform.learnings import service
 from trw_platform.learnings.embeddings import (
+    ONNX_MODEL_SHA256,
     Embedder,
     document_text,
     normalize,
@@ -39,8 +40,14 @@ EMBED_BATCH = 64
 
 
 def embed_texts(texts: Sequence[str]) -> np.ndarray:
-    """Embed texts with the server's model, cached on disk by their SHA-256."""
-    digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
+    """Embed texts with the server's model, cached on disk by their SHA-256.
+
+    The digest covers the model file's digest too, so vectors cached by another
+    model or export are not reused.
+    """
+    digest = hashlib.sha256(
+        "\x1e".join([ONNX_MODEL_SHA256, *texts]).encode()
+    ).hexdigest()[:16]
     path = CACHE_DIR / f"vectors-{digest}.npy"
     if path.exists():
         return np.load(path)
