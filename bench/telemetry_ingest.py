@@ -57,7 +57,7 @@ app = Starlette(routes=[Route("/v1/telemetry", ingest, methods=["POST"])])
 
 
 def make_event(index: int, installation: int, base: datetime) -> dict[str, Any]:
-    """One event in the shape trw-mcp 9.5.1's pipeline sends a tool call."""
+    """Build one event in the shape of a trw-mcp 9.5.1 pipeline tool call."""
     return {
         "event_id": f"evt_{uuid.uuid4().hex}",
         "installation_id": f"{installation:016x}",
@@ -105,7 +105,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
             return
         except httpx.TransportError:
             time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within 60 s")
+    raise RuntimeError(f"{url} did not respond within 60 s")
 
 
 async def drive(

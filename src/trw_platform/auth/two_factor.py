@@ -309,7 +309,7 @@ async def disable(
         session, user_id=user.id, purpose=challenges.DISABLE
     )
     if challenge is None:
-        # No code is mailed here: the caller already holds a code.
+        # No code is mailed here, because the caller already has one.
         method = TOTP if user.two_factor_method == TOTP else "backup"
         opened = await challenges.open_challenge(
             session,

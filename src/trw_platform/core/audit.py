@@ -43,7 +43,7 @@ class AuditEvent(IdMixin, Base):
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a security event came from: a request, or the console."""
+    """Origin of a security event: a request or the console."""
 
     ip: str | None = None
     user_agent: str | None = None

@@ -3,7 +3,7 @@
 Parsing is lenient where one bad value must not sink a whole batch: numbers
 that JSON cannot store (NaN, Infinity, 1e400, integers of more than 4,300
 digits) are read as ``Unstorable`` markers, so the caller can reject the one
-event that holds them and keep the rest.
+event that contains them and keep the rest.
 """
 
 import json
@@ -64,7 +64,7 @@ def parse_json(raw: bytes) -> Any:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            pass  # the standard parser below tells a bad number from bad JSON
+            pass  # the standard parser below separates a bad number from bad JSON
     try:
         return json.loads(
             raw,

@@ -2,9 +2,9 @@
 
 Counters live in the worker's memory by default, or in Redis when
 ``TRW_SERVER_REDIS_URL`` is set so that every worker shares them. Each checked
-policy leaves its result on the request; the request middleware turns the
-tightest one into ``RateLimit-Policy``, ``RateLimit`` and ``X-RateLimit-*``
-headers on the response, errors included.
+policy leaves its result on the request. The request middleware then turns
+the tightest one into ``RateLimit-Policy``, ``RateLimit`` and
+``X-RateLimit-*`` headers on the response, errors included.
 """
 
 import math

@@ -1,7 +1,7 @@
 """Per-request plumbing: request ids, access log, body cap, rate limit, 500s.
 
 This is a pure ASGI middleware rather than a Starlette ``BaseHTTPMiddleware``
-so that it sees every response, the 500 for an unexpected exception included,
+so that it receives every response, the 500 for an unexpected exception included,
 and can stamp ``X-Request-ID`` and the rate-limit headers on all of them.
 """
 
@@ -29,7 +29,7 @@ from trw_platform.core.ratelimit import STATE_KEY, RateLimiter, rate_limit_heade
 log = structlog.get_logger(__name__)
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-# Longest wait for the next chunk of a request body before the request fails.
+# Maximum idle time between chunks of a request body before it fails with 408.
 BODY_IDLE_TIMEOUT_S = 20.0
 
 

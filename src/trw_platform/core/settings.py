@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     LOGIN_MAX_DELAY_SECONDS: int = Field(
         900,
         ge=1,
-        description="Longest wait imposed after repeated failed logins, in seconds.",
+        description="Maximum delay after repeated failed logins, in seconds.",
     )
     SMTP_URL: str = Field(
         "",

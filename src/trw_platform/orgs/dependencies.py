@@ -82,9 +82,9 @@ def require_scope(
         request: Request, session: SessionDep, _: BearerScheme
     ) -> ApiKeyPrincipal:
         # NOTE: this runs in the request's session and may write the key's
-        # last use, so a route that reads its body itself must read it in a
-        # dependency declared before this one: otherwise a slow body holds a
-        # connection, and on SQLite the write lock, while it arrives.
+        # last use. A route that reads its body itself must therefore read it
+        # in a dependency declared before this one. Otherwise a slow body keeps
+        # a connection, and on SQLite the write lock, while it arrives.
         api_key = await _authorize(
             request, session, bearer_token(request), scope, policy
         )

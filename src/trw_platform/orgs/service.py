@@ -192,7 +192,7 @@ async def record_key_use(
     ip: str,
     user_agent: str | None = None,
 ) -> None:
-    """Store last use time and IP, at most once a minute per key."""
+    """Record the last use time and IP unless recorded less than a minute ago."""
     now = utc_now()
     if (
         api_key.last_used_at is not None

@@ -17,7 +17,7 @@ root_router = APIRouter(tags=["public"])
 
 @root_router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def read_root() -> dict[str, str]:
-    """Answer the client doctor probe, which expects 200 at the base URL."""
+    """Return service details; the client doctor probe expects 200 here."""
     return {"service": "trw-platform", "version": __version__, "docs": "/docs"}
 
 

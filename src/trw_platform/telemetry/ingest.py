@@ -90,9 +90,9 @@ async def _insert_events(
     session: AsyncSession, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Insert rows, skipping stored dedup keys; return the rows actually stored."""
-    # TODO: this INSERT is about a third of a batch's time and keeps one
-    # SQLite worker near 10,000 events/s; the driver's executemany with values
-    # converted here would be faster (see docs/benchmarks.md).
+    # TODO: this INSERT takes about a third of a batch's time, which keeps one
+    # SQLite worker near 10,000 events/s. The driver's executemany, with the
+    # values converted here, would be faster.
     statement = statements.insert_events(session.get_bind().dialect.name)
     returned = await session.execute(statement, rows)
     stored_keys = {key for (key,) in returned if key is not None}

@@ -7,8 +7,8 @@ fields go to columns. Everything else, and any known field whose value does
 not fit its column, stays in the ``payload`` object under its own name.
 
 An event is rejected only when it cannot be stored at all: it is not an
-object, it is too large or too deeply nested, it holds a string that neither
-database can store (a NUL character or a lone surrogate), or its
+object, it is too large or too deeply nested, it contains a string that
+neither database can store (a NUL character or a lone surrogate), or its
 ``event_id`` is not a short string.
 """
 
@@ -116,7 +116,9 @@ def _make_storable(raw: dict[str, Any]) -> tuple[dict[str, Any], int]:
         encoded = _encode_with_json(raw)
     # The byte search is a cheap filter; _has_nul rules out an escaped "\\u0000".
     if b"\\u0000" in encoded and _has_nul(raw):
-        raise RejectedEvent("event holds a NUL character, which cannot be stored")
+        raise RejectedEvent(
+            "event contains a NUL character, which neither database can store"
+        )
     return raw, len(encoded)
 
 
@@ -146,7 +148,7 @@ def _encode_with_json(raw: dict[str, Any]) -> bytes:
         return text.encode()
     except UnicodeEncodeError as exc:
         raise RejectedEvent(
-            "event holds a string that is not valid Unicode (a lone surrogate)"
+            "event contains invalid Unicode (a lone surrogate); send valid UTF-8"
         ) from exc
 
 
@@ -168,10 +170,11 @@ def _fill_type_and_attributes(
     raw: dict[str, Any], row: dict[str, Any], payload: dict[str, Any]
 ) -> None:
     row["event_type"] = _event_type(raw)
-    given = raw.get("event_type")
-    # The column holds the derived or shortened type; the payload the original.
-    if "event_type" in raw and given != row["event_type"]:
-        payload["event_type"] = given
+    original = raw.get("event_type")
+    # The column stores the derived or shortened type, and the payload keeps
+    # the original.
+    if "event_type" in raw and original != row["event_type"]:
+        payload["event_type"] = original
     else:
         payload.pop("event_type", None)
 

@@ -126,7 +126,7 @@ async def hourly(
     window: Window,
     event_type: str | None,
 ) -> list[dict[str, Any]]:
-    """One bucket per hour of the window, empty hours included."""
+    """Return one bucket per hour of the window, empty hours included."""
     table = TelemetryHourly
     query = (
         select(
