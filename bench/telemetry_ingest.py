@@ -39,6 +39,7 @@ from trw_platform.telemetry.models import TelemetryEvent
 from trw_platform.telemetry.normalize import Limits, normalize_event
 
 BATCH_SIZE = 100
+WARM_UP_BATCHES = 20
 KEY_PATTERN = re.compile(r"trw_live_[0-9A-Za-z]{38}")
 TOOLS = ["trw_learn", "trw_recall", "trw_checkpoint", "trw_deliver", "trw_status"]
 BARE_APP = """
@@ -111,8 +112,13 @@ def wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
 async def drive(
     url: str, headers: dict[str, str], batches: list[bytes], concurrency: int
 ) -> float:
-    """POST every batch with ``concurrency`` requests in flight; return events/s."""
-    queue = list(reversed(batches))
+    """POST every batch with ``concurrency`` requests in flight; return events/s.
+
+    Warm-up batches of their own open the connections first, so every timed
+    batch carries new events, and each must come back with all of them
+    accepted.
+    """
+    queue: list[bytes] = []
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as http:
 
@@ -121,8 +127,12 @@ async def drive(
                 body = queue.pop()
                 response = await http.post("/v1/telemetry", content=body, timeout=60)
                 response.raise_for_status()
+                accepted = response.json()["accepted"]
+                if accepted != BATCH_SIZE:
+                    raise RuntimeError(f"{accepted} of {BATCH_SIZE} events accepted")
 
-        await asyncio.gather(*(worker() for _ in range(2)))  # warm-up connections
+        queue.extend(make_batches(WARM_UP_BATCHES))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         queue.extend(reversed(batches))
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

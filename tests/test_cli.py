@@ -169,3 +169,32 @@ def test_serve_refuses_taken_port(cli_env: dict[str, str]) -> None:
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "trw_live_" not in result.output
+
+
+def test_commands_on_missing_database_say_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "never-served"
+    monkeypatch.setenv("TRW_SERVER_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("TRW_SERVER_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = invoke("orgs", "create", "Acme")
+    finally:
+        get_settings.cache_clear()
+
+    assert result.exit_code == 1
+    assert "run 'trw-platform migrate'" in result.output
+    assert "Traceback" not in result.output
+    assert not (data_dir / "trw-platform.db").exists()
+
+
+def test_commands_on_old_schema_ask_for_migrate(cli_env: dict[str, str]) -> None:
+    migrate.downgrade(cli_env["TRW_SERVER_DATABASE_URL"], "base")
+    try:
+        result = invoke("orgs", "list")
+    finally:
+        migrate.upgrade(cli_env["TRW_SERVER_DATABASE_URL"])
+
+    assert result.exit_code == 1
+    assert "schema is not the latest" in result.output

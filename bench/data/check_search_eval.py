@@ -18,7 +18,14 @@ from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).with_name("search_eval.json")
 
-LEARNING_TYPES = {"incident", "pattern", "convention", "hypothesis", "workaround", "decision"}
+LEARNING_TYPES = {
+    "incident",
+    "pattern",
+    "convention",
+    "hypothesis",
+    "workaround",
+    "decision",
+}
 QUERY_KINDS = {"exact", "paraphrase", "distractor", "mixed", "filter"}
 GRADES = {1, 2, 3}
 MAX_SUMMARY_CHARS = 1000
@@ -44,9 +51,14 @@ def check_learnings(learnings: list[dict]) -> list[str]:
         detail = item.get("detail", "")
         tags = item.get("tags", [])
         if not summary or len(summary) > MAX_SUMMARY_CHARS:
-            problems.append(f"{key}: summary is empty or longer than {MAX_SUMMARY_CHARS} chars ({len(summary)})")
+            problems.append(
+                f"{key}: summary is empty or longer than"
+                f" {MAX_SUMMARY_CHARS} chars ({len(summary)})"
+            )
         if len(detail) > MAX_DETAIL_CHARS:
-            problems.append(f"{key}: detail is longer than {MAX_DETAIL_CHARS} chars ({len(detail)})")
+            problems.append(
+                f"{key}: detail is longer than {MAX_DETAIL_CHARS} chars ({len(detail)})"
+            )
         if len(tags) > MAX_TAGS or len(set(tags)) != len(tags):
             problems.append(f"{key}: more than {MAX_TAGS} tags or a repeated tag")
         impact = item.get("impact")
@@ -72,12 +84,14 @@ def check_grades(query_id: str, field: str, grades: dict, by_key: dict) -> list[
         if key not in by_key:
             problems.append(f"{query_id}: {field} names unknown learning {key}")
         if grade not in GRADES:
-            problems.append(f"{query_id}: {field} grade {grade!r} for {key} is not 1, 2 or 3")
+            problems.append(
+                f"{query_id}: {field} grade {grade!r} for {key} is not 1, 2 or 3"
+            )
     return problems
 
 
 def check_queries(queries: list[dict], by_key: dict) -> list[str]:
-    """List the queries with an unknown key, an invalid grade or grades that contradict their filter."""
+    """List queries with an unknown key, an invalid grade or a grade off its filter."""
     problems = []
     seen_text: set[str] = set()
     for query in queries:
@@ -99,23 +113,34 @@ def check_queries(queries: list[dict], by_key: dict) -> list[str]:
             continue
         for key in relevant:
             if key in by_key and not passes_filter(by_key[key], query_filter):
-                problems.append(f"{query_id}: relevant learning {key} does not pass the query's own filter")
+                problems.append(
+                    f"{query_id}: relevant learning {key} does not pass"
+                    " the query's own filter"
+                )
         unfiltered = query.get("relevant_without_filter", {})
-        problems += check_grades(query_id, "relevant_without_filter", unfiltered, by_key)
+        problems += check_grades(
+            query_id, "relevant_without_filter", unfiltered, by_key
+        )
         missing = set(relevant) - set(unfiltered)
         if unfiltered and missing:
-            problems.append(f"{query_id}: relevant_without_filter lacks {sorted(missing)}")
+            problems.append(
+                f"{query_id}: relevant_without_filter lacks {sorted(missing)}"
+            )
     return problems
 
 
 def print_stats(learnings: list[dict], queries: list[dict]) -> None:
     """Print counts of learnings and queries by type, kind and grade."""
     print(f"learnings: {len(learnings)}")
-    print("  by type:", dict(sorted(Counter(item["type"] for item in learnings).items())))
+    print(
+        "  by type:", dict(sorted(Counter(item["type"] for item in learnings).items()))
+    )
     low_impact = sum(1 for item in learnings if item["impact"] < 0.3)
     print(f"  impact < 0.3: {low_impact}")
     print(f"queries: {len(queries)}")
-    print("  by kind:", dict(sorted(Counter(query["kind"] for query in queries).items())))
+    print(
+        "  by kind:", dict(sorted(Counter(query["kind"] for query in queries).items()))
+    )
     grades = Counter(grade for query in queries for grade in query["relevant"].values())
     print("  judgements by grade:", dict(sorted(grades.items())))
     judged = {key for query in queries for key in query["relevant"]}
@@ -131,7 +156,9 @@ def main(argv: list[str]) -> int:
 
     problems = check_learnings(learnings) + check_queries(queries, by_key)
     if len(learnings) < MIN_LEARNINGS:
-        problems.append(f"only {len(learnings)} learnings, expected at least {MIN_LEARNINGS}")
+        problems.append(
+            f"only {len(learnings)} learnings, expected at least {MIN_LEARNINGS}"
+        )
     if len(queries) < MIN_QUERIES:
         problems.append(f"only {len(queries)} queries, expected at least {MIN_QUERIES}")
 

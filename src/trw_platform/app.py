@@ -18,6 +18,7 @@ from trw_platform.core.ratelimit import RateLimiter
 from trw_platform.core.requests import RequestContextMiddleware
 from trw_platform.core.settings import Settings, get_settings
 from trw_platform.public.router import root_router
+from trw_platform.telemetry.writer import BatchWriter
 from trw_platform.web.router import router as web_router
 
 log = structlog.get_logger(__name__)
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.telemetry_writer = BatchWriter(app.state.sessionmaker)
     app.state.limiter = limiter
     app.state.mail_delivery = mail_delivery
 

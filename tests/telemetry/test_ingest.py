@@ -658,3 +658,39 @@ async def test_slow_body_does_not_block_other_writers(
     assert fast.status_code == 200
     assert fast.json()["accepted"] == 1
     assert slow_response.json()["accepted"] == 1
+
+
+async def test_partly_stored_batch_counts_only_new_rows(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    def event(event_id: str | None, tool: str) -> dict:
+        body = {**PIPELINE_TOOL_CALL, "tool_name": tool, "duration_ms": 1}
+        if event_id is not None:
+            body["event_id"] = event_id
+        return body
+
+    await post(client, org, [event("a", "old"), event("c", "old")])
+    mixed = [
+        event("a", "old"),
+        event(None, "new"),
+        event("b", "new"),
+        event("c", "old"),
+        event(None, "new"),
+        event("d", "new"),
+    ]
+    response = await post(client, org, mixed)
+
+    assert response.json() == {"accepted": 4, "duplicates": 2, "rejected": []}
+    rows = await stored(db, org)
+    assert sorted(row.event_id or "-" for row in rows) == ["-", "-", "a", "b", "c", "d"]
+    stats = await client.get(
+        "/v1/telemetry/stats",
+        params={"from": "2026-12-01T00:00:00Z", "to": "2026-12-05T00:00:00Z"},
+        headers=org.headers,
+    )
+    assert stats.json()["by_tool"] == {"old": 2, "new": 4}
+    installation = await db.get(
+        Installation, (org.organization.id, PIPELINE_TOOL_CALL["installation_id"])
+    )
+    assert installation is not None
+    assert installation.event_count == 6

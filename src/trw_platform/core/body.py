@@ -7,7 +7,6 @@ event that contains them and keep the rest.
 """
 
 import json
-import re
 import zlib
 from typing import Any
 
@@ -18,8 +17,11 @@ from trw_platform.core.errors import BadRequest, PayloadTooLarge, UnsupportedMed
 
 SUPPORTED_ENCODINGS = ("identity", "gzip", "deflate")
 # orjson reads integers beyond 64 bits as floats, losing digits, so a body
-# with a run of 20 or more digits goes to the standard parser.
-_LONG_NUMBER = re.compile(rb"\d{20}")
+# with a run of 20 or more digits goes to the standard parser. Mapping every
+# digit to "0" first turns the search for such a run into a substring search,
+# several times faster than a regular expression.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 20
 _MAX_INT_DIGITS = 4300
 
 
@@ -60,7 +62,7 @@ async def read_json_body(request: Request, *, max_bytes: int) -> Any:
 
 def parse_json(raw: bytes) -> Any:
     """Parse JSON, with ``Unstorable`` markers for numbers it cannot keep."""
-    if _LONG_NUMBER.search(raw) is None:
+    if _LONG_NUMBER not in raw.translate(_DIGITS_TO_ZERO):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from trw_platform.core.write_gate import WriteGate
+
 log = structlog.get_logger(__name__)
 
 NAMING_CONVENTION = {
@@ -83,24 +85,49 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """Create the async engine, with WAL and foreign keys turned on for SQLite."""
+    """Create the async engine.
+
+    On SQLite: WAL and foreign keys on, and writers that take turns.
+    """
     if not is_sqlite(url):
         return create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            json_serializer=json_dumps,
         )
 
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, json_serializer=json_dumps
+    )
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    WriteGate().install(engine)
     return engine
 
 
-def _json_dumps(value: Any) -> str:
-    # orjson is several times faster than json for the telemetry payloads,
-    # but only json writes integers beyond 64 bits.
+def json_dumps(value: Any) -> str:
+    """Return the JSON text that JSON columns store.
+
+    orjson is several times faster than json for the telemetry payloads, but
+    only json writes integers beyond 64 bits.
+    """
     try:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value)
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """Return a UTC time as the text that a UTCDateTime column keeps on SQLite.
+
+    The same text as SQLAlchemy's SQLite DATETIME, microseconds always
+    included, so rows written through the driver compare and sort with rows
+    written through SQLAlchemy.
+    """
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", timespec="microseconds")
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

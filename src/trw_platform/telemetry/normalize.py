@@ -14,8 +14,10 @@ neither database can store (a NUL character or a lone surrogate), or its
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -43,9 +45,6 @@ INT64_MAX = 2**63 - 1
 UNKNOWN_INSTALLATION = "unknown"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-_COLUMN_NAMES = frozenset(
-    {*STRING_COLUMNS, *FLOAT_COLUMNS, *INT_COLUMNS, *BOOL_COLUMNS}
-)
 _CONSUMED = frozenset({"event_id", "ts", "timestamp"})
 
 
@@ -72,14 +71,9 @@ def normalize_event(
             f"event is {size} bytes as JSON; the maximum is {limits.max_event_bytes}"
         )
 
-    payload = {
-        key: value
-        for key, value in raw.items()
-        if key not in _CONSUMED and key not in _COLUMN_NAMES
-    }
     row: dict[str, Any] = {"event_id": _event_id(raw)}
+    payload = _fill_columns(raw, row)
     _fill_type_and_attributes(raw, row, payload)
-    _fill_columns(raw, row, payload)
     _fill_legacy_aliases(raw, row)
     _fill_times(raw, row, payload, received_at, limits.max_clock_skew)
     row["payload"] = payload
@@ -88,17 +82,20 @@ def normalize_event(
 
 
 def _check_depth(raw: dict[str, Any]) -> None:
-    level: list[Any] = [raw]
-    for _ in range(MAX_DEPTH):
+    level = [value for value in raw.values() if isinstance(value, (dict, list))]
+    for _ in range(MAX_DEPTH - 1):
+        if not level:
+            return
         level = [
             child
             for value in level
             for child in (value.values() if isinstance(value, dict) else value)
             if isinstance(child, (dict, list))
         ]
-        if not level:
-            return
-    raise RejectedEvent(f"event nests objects or arrays deeper than {MAX_DEPTH} levels")
+    if level:
+        raise RejectedEvent(
+            f"event nests objects or arrays deeper than {MAX_DEPTH} levels"
+        )
 
 
 def _make_storable(raw: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -192,19 +189,31 @@ def _event_type(raw: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _fill_columns(
-    raw: dict[str, Any], row: dict[str, Any], payload: dict[str, Any]
-) -> None:
-    for name, max_length in STRING_COLUMNS.items():
-        row[name] = _coerce(
-            raw, name, lambda v, n=max_length: _to_string(v, n), payload
-        )
-    for name in FLOAT_COLUMNS:
-        row[name] = _coerce(raw, name, _to_float, payload)
-    for name in INT_COLUMNS:
-        row[name] = _coerce(raw, name, _to_int, payload)
-    for name in BOOL_COLUMNS:
-        row[name] = _coerce(raw, name, _to_bool, payload)
+def _fill_columns(raw: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Fill the typed columns and return the payload: every other field.
+
+    A known field whose value does not convert to its column's type stays in
+    the payload under its own name, and its column is left empty.
+    """
+    row.update(_EMPTY_COLUMNS)
+    payload = {}
+    for name, value in raw.items():
+        max_length = STRING_COLUMNS.get(name)
+        if type(value) is str and max_length is not None and len(value) <= max_length:
+            row[name] = value  # the common case, without a call
+            continue
+        convert = _CONVERTERS.get(name)
+        if convert is None:
+            if name not in _CONSUMED:
+                payload[name] = value
+            continue
+        if value is None:
+            continue
+        converted = convert(value)
+        if converted is None:
+            payload[name] = value
+        row[name] = converted
+    return payload
 
 
 def _fill_legacy_aliases(raw: dict[str, Any], row: dict[str, Any]) -> None:
@@ -250,19 +259,6 @@ def _dedup_key(row: dict[str, Any]) -> str | None:
     ):
         return f"first_session:{installation}"
     return None
-
-
-def _coerce(
-    raw: dict[str, Any], name: str, convert: Any, payload: dict[str, Any]
-) -> Any:
-    value = raw.get(name)
-    if value is None:
-        return None
-    converted = convert(value)
-    if converted is None:
-        # Keep the original value in the payload under its own name.
-        payload[name] = value
-    return converted
 
 
 def _to_string(value: Any, max_length: int) -> str | None:
@@ -311,6 +307,18 @@ def _to_bool(value: Any) -> bool | None:
         if lowered in _FALSE:
             return False
     return None
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    **{
+        name: partial(_to_string, max_length=max_length)
+        for name, max_length in STRING_COLUMNS.items()
+    },
+    **dict.fromkeys(FLOAT_COLUMNS, _to_float),
+    **dict.fromkeys(INT_COLUMNS, _to_int),
+    **dict.fromkeys(BOOL_COLUMNS, _to_bool),
+}
+_EMPTY_COLUMNS = dict.fromkeys(_CONVERTERS)
 
 
 def _parse_time(value: Any) -> datetime | None:

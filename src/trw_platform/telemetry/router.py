@@ -149,9 +149,17 @@ async def create_telemetry_batch(
         max_event_bytes=settings.TELEMETRY_MAX_EVENT_BYTES,
         max_clock_skew=timedelta(seconds=settings.TELEMETRY_MAX_CLOCK_SKEW_SECONDS),
     )
-    result = await ingest.ingest_batch(
-        session, organization_id=principal.organization_id, events=events, limits=limits
+    rows, result = ingest.prepare_batch(
+        events, organization_id=principal.organization_id, limits=limits
     )
+    if rows:
+        # The batch is written in a transaction of its own (see
+        # telemetry.writer); the key's last use is committed first, so this
+        # session holds no write lock meanwhile.
+        await session.commit()
+        written = await request.app.state.telemetry_writer.write(rows)
+        result.accepted = written.accepted
+        result.duplicates += written.duplicates
     return IngestRead.model_validate(result, from_attributes=True)
 
 
