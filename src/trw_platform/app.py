@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await mail_delivery.start()
         yield
         await mail_delivery.stop()
+        await app.state.telemetry_writer.close()
         await limiter.aclose()
         await engine.dispose()
         log.info("server.stopped")
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.telemetry_writer = BatchWriter(app.state.sessionmaker)
+    app.state.telemetry_writer = BatchWriter.for_engine(engine, app.state.sessionmaker)
     app.state.limiter = limiter
     app.state.mail_delivery = mail_delivery
 

@@ -1,17 +1,18 @@
 """Group commit of telemetry batches: counts per batch, faults per batch."""
 
 import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import make_org
-from trw_platform.telemetry import writer as writer_module
 from trw_platform.telemetry.ingest import prepare_batch
 from trw_platform.telemetry.models import TelemetryEvent, TelemetryHourly
 from trw_platform.telemetry.normalize import Limits
@@ -42,22 +43,31 @@ async def _stored_ids(db: AsyncSession, organization_id: str) -> list[str]:
     return [event_id or "" for event_id in result]
 
 
-def _count_commits(app: FastAPI) -> list[int]:
-    commits = [0]
+@pytest.fixture
+async def writer(app: FastAPI) -> AsyncIterator[BatchWriter]:
+    """A writer as the app builds it: on SQLite, with a connection of its own."""
+    writer = BatchWriter.for_engine(app.state.engine, app.state.sessionmaker)
+    yield writer
+    await writer.close()
 
-    def count(_connection: Any) -> None:
-        commits[0] += 1
 
-    event.listen(app.state.engine.sync_engine, "commit", count)
-    return commits
+def _count_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    transactions = [0]
+    real_store = BatchWriter._store
+
+    async def store(self: BatchWriter, group: list[Any]) -> Any:
+        transactions[0] += 1
+        return await real_store(self, group)
+
+    monkeypatch.setattr(BatchWriter, "_store", store)
+    return transactions
 
 
 async def test_concurrent_batches_share_transactions(
-    app: FastAPI, db: AsyncSession
+    writer: BatchWriter, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = await make_org(db)
-    writer = BatchWriter(app.state.sessionmaker)
-    commits = _count_commits(app)
+    transactions = _count_transactions(monkeypatch)
     batches = [_rows(org.id, f"a{i}", f"b{i}") for i in range(6)]
 
     results = await asyncio.gather(*(writer.write(rows) for rows in batches))
@@ -65,7 +75,7 @@ async def test_concurrent_batches_share_transactions(
     assert results == [Written(accepted=2, duplicates=0)] * 6
     assert len(await _stored_ids(db, org.id)) == 12
     # The first batch writes alone; the five that queued meanwhile share one.
-    assert commits[0] == 2
+    assert transactions[0] == 2
     total = await db.scalar(
         select(func.sum(TelemetryHourly.event_count)).where(
             TelemetryHourly.organization_id == org.id
@@ -75,10 +85,9 @@ async def test_concurrent_batches_share_transactions(
 
 
 async def test_event_in_two_batches_of_a_group_stored_once(
-    app: FastAPI, db: AsyncSession
+    writer: BatchWriter, db: AsyncSession
 ) -> None:
     org = await make_org(db)
-    writer = BatchWriter(app.state.sessionmaker)
 
     results = await asyncio.gather(
         writer.write(_rows(org.id, "first")),
@@ -90,9 +99,8 @@ async def test_event_in_two_batches_of_a_group_stored_once(
     assert await _stored_ids(db, org.id) == ["first", "shared", "x", "y"]
 
 
-async def test_failing_batch_fails_alone(app: FastAPI, db: AsyncSession) -> None:
+async def test_failing_batch_fails_alone(writer: BatchWriter, db: AsyncSession) -> None:
     org = await make_org(db)
-    writer = BatchWriter(app.state.sessionmaker)
     orphan = _rows("no-such-organization", "lost")
 
     results = await asyncio.gather(
@@ -104,35 +112,36 @@ async def test_failing_batch_fails_alone(app: FastAPI, db: AsyncSession) -> None
     )
 
     assert results[0] == results[1] == results[3] == Written(1, 0)
-    assert isinstance(results[2], IntegrityError)
+    # SQLite's driver raises its own error; SQLAlchemy wraps asyncpg's.
+    assert isinstance(results[2], (IntegrityError, sqlite3.IntegrityError))
     assert await _stored_ids(db, org.id) == ["kept-1", "kept-2", "warm"]
 
 
-async def test_cancelled_writer_hands_its_group_on(
-    app: FastAPI, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+async def test_cancelled_request_still_stores_group(
+    writer: BatchWriter, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = await make_org(db)
-    writer = BatchWriter(app.state.sessionmaker)
-    real_store = writer_module.store_rows
+    real_store = BatchWriter._store
     entered = asyncio.Event()
-    calls = 0
+    release = asyncio.Event()
 
-    async def store_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    async def store(self: BatchWriter, group: list[Any]) -> Any:
+        if not entered.is_set():
             entered.set()
-            await asyncio.sleep(60)
-        return await real_store(session, rows)
+            await release.wait()
+        return await real_store(self, group)
 
-    monkeypatch.setattr(writer_module, "store_rows", store_rows)
+    monkeypatch.setattr(BatchWriter, "_store", store)
     first = asyncio.create_task(writer.write(_rows(org.id, "from-cancelled")))
     await entered.wait()
     second = asyncio.create_task(writer.write(_rows(org.id, "from-next")))
     await asyncio.sleep(0)
     first.cancel()
+    release.set()
 
     result = await asyncio.wait_for(second, timeout=10)
+    await writer.close()
 
     assert result == Written(1, 0)
+    assert first.cancelled()
     assert await _stored_ids(db, org.id) == ["from-cancelled", "from-next"]

@@ -127,10 +127,16 @@ def sqlite_timestamp(value: datetime) -> str:
     """
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", timespec="microseconds")
+    # Cut the "+00:00" of the offset rather than build a naive copy.
+    return value.isoformat(" ", timespec="microseconds")[:-6]
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    configure_sqlite_connection(dbapi_connection)
+
+
+def configure_sqlite_connection(dbapi_connection: Any) -> None:
+    """Turn on WAL, NORMAL sync, foreign keys and a 30 s busy timeout."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

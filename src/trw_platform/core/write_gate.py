@@ -18,6 +18,9 @@ in the busy handler; PostgreSQL is the backend for more than one worker.
 """
 
 import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -32,6 +35,7 @@ READ_PREFIXES = ("SELECT", "PRAGMA", "EXPLAIN")
 # for a turn goes ahead without one, and SQLite's busy handler takes over.
 TURN_TIMEOUT_S = 30.0
 _HOLDS_TURN = "trw_write_turn"
+_GATES: "weakref.WeakKeyDictionary[Any, WriteGate]" = weakref.WeakKeyDictionary()
 
 
 class WriteGate:
@@ -43,6 +47,17 @@ class WriteGate:
     def install(self, engine: AsyncEngine) -> None:
         event.listen(engine.sync_engine, "before_cursor_execute", self._before_execute)
         event.listen(engine.sync_engine, "checkin", self._on_checkin)
+        _GATES[engine.sync_engine] = self
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold a turn for writes made outside the engine, on the same database."""
+        acquired = await self._acquire()
+        try:
+            yield
+        finally:
+            if acquired:
+                self._lock.release()
 
     def _before_execute(
         self,
@@ -71,6 +86,11 @@ class WriteGate:
     def _on_checkin(self, _dbapi_connection: Any, connection_record: Any) -> None:
         if connection_record.info.pop(_HOLDS_TURN, False):
             self._lock.release()
+
+
+def gate_for(engine: AsyncEngine) -> WriteGate | None:
+    """Return the engine's gate, or None when it has none (not SQLite)."""
+    return _GATES.get(engine.sync_engine)
 
 
 def is_read(statement: str) -> bool:

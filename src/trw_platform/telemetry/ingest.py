@@ -1,7 +1,6 @@
 """Store a telemetry batch event by event, with hourly rollups and installations."""
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,12 +55,31 @@ async def store_rows(
     """Store rows of any organizations, skipping stored dedup keys.
 
     Updates the hourly rollups and installations with the rows stored, and
-    returns those rows. The caller commits.
+    returns those rows. The caller commits. On SQLite, ``sqlite_store`` does
+    the same through the driver, faster.
     """
-    stored = await _insert_events(session, rows)
-    await _upsert_hourly(session, stored)
-    await _upsert_installations(session, stored)
+    dialect = session.get_bind().dialect.name
+    returned = await session.execute(statements.insert_events(dialect), rows)
+    stored = stored_rows(rows, {key for (key,) in returned if key is not None})
+
+    hourly = hourly_values(stored)
+    if hourly:
+        await session.execute(statements.upsert_hourly(dialect), hourly)
+    installations = installation_values(stored)
+    if installations:
+        await session.execute(statements.upsert_installations(dialect), installations)
     return stored
+
+
+def stored_rows(
+    rows: list[dict[str, Any]], stored_keys: set[str]
+) -> list[dict[str, Any]]:
+    """Return the rows that were stored: those without a key or with a stored one."""
+    return [
+        row
+        for row in rows
+        if row["dedup_key"] is None or row["dedup_key"] in stored_keys
+    ]
 
 
 def _normalize_all(
@@ -91,55 +109,8 @@ def _normalize_all(
     return rows
 
 
-async def _insert_events(
-    session: AsyncSession, rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Insert rows, skipping stored dedup keys; return the rows actually stored."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        stored_keys = await _insert_events_sqlite(session, rows)
-    else:
-        returned = await session.execute(statements.insert_events(dialect), rows)
-        stored_keys = {key for (key,) in returned if key is not None}
-    if stored_keys is None:
-        return rows
-    return [
-        row
-        for row in rows
-        if row["dedup_key"] is None or row["dedup_key"] in stored_keys
-    ]
-
-
-async def _insert_events_sqlite(
-    session: AsyncSession, rows: list[dict[str, Any]]
-) -> set[str] | None:
-    """Insert through the driver; return the dedup keys stored, None for all.
-
-    SQLite gives each inserted row the next rowid, and no other connection
-    writes while this transaction holds the write lock. So when a statement
-    skipped some rows, the ones it stored are the last ``rowcount`` rowids.
-    """
-    insert = statements.sqlite_insert_events()
-    connection = await session.connection()
-    stored_keys: set[str] = set()
-    skipped = False
-    for sql, parameters, chunk in insert.chunks(rows):
-        result = await connection.exec_driver_sql(sql, tuple(parameters))
-        stored = result.rowcount
-        if stored == len(chunk):
-            stored_keys.update(row["dedup_key"] for row in chunk if row["dedup_key"])
-            continue
-        skipped = True
-        last = (await connection.exec_driver_sql("SELECT last_insert_rowid()")).scalar()
-        keys = await connection.exec_driver_sql(
-            "SELECT dedup_key FROM telemetry_events WHERE id > ? AND id <= ?",
-            (last - stored, last),
-        )
-        stored_keys.update(key for (key,) in keys if key is not None)
-    return stored_keys if skipped else None
-
-
-async def _upsert_hourly(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+def hourly_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the rollup increments of stored rows, one per hour and kind."""
     buckets: dict[tuple[str, datetime, str, str, str], list[float]] = defaultdict(
         lambda: [0, 0, 0, 0.0]
     )
@@ -158,11 +129,8 @@ async def _upsert_hourly(session: AsyncSession, rows: list[dict[str, Any]]) -> N
         if row["duration_ms"] is not None:
             bucket[2] += 1
             bucket[3] += row["duration_ms"]
-    if not buckets:
-        return
-
     # Sorted keys give concurrent writers one lock order on PostgreSQL.
-    values = [
+    return [
         {
             "organization_id": organization_id,
             "hour": hour,
@@ -181,14 +149,10 @@ async def _upsert_hourly(session: AsyncSession, rows: list[dict[str, Any]]) -> N
             duration_sum,
         ) in sorted(buckets.items())
     ]
-    await _upsert(
-        session, values, statements.upsert_hourly, statements.sqlite_upsert_hourly
-    )
 
 
-async def _upsert_installations(
-    session: AsyncSession, rows: list[dict[str, Any]]
-) -> None:
+def installation_values(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one upsert per installation seen in stored rows, sorted."""
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         installation_id = row["installation_id"]
@@ -208,30 +172,7 @@ async def _upsert_installations(
             },
         )
         _merge_installation(entry, row)
-    if not seen:
-        return
-
-    await _upsert(
-        session,
-        [seen[key] for key in sorted(seen)],
-        statements.upsert_installations,
-        statements.sqlite_upsert_installations,
-    )
-
-
-async def _upsert(
-    session: AsyncSession,
-    values: list[dict[str, Any]],
-    statement: Callable[[str], Any],
-    driver_statement: Callable[[], statements.DriverStatement],
-) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect != "sqlite":
-        await session.execute(statement(dialect), values)
-        return
-    connection = await session.connection()
-    for sql, parameters, _chunk in driver_statement().chunks(values):
-        await connection.exec_driver_sql(sql, tuple(parameters))
+    return [seen[key] for key in sorted(seen)]
 
 
 def _merge_installation(entry: dict[str, Any], row: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ UNKNOWN_INSTALLATION = "unknown"
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 _CONSUMED = frozenset({"event_id", "ts", "timestamp"})
+_CONTAINER_TYPES = frozenset({dict, list})
 
 
 class RejectedEvent(Exception):
@@ -82,6 +83,9 @@ def normalize_event(
 
 
 def _check_depth(raw: dict[str, Any]) -> None:
+    # Most events are flat; the parsers build exactly dict and list.
+    if _CONTAINER_TYPES.isdisjoint(map(type, raw.values())):
+        return
     level = [value for value in raw.values() if isinstance(value, (dict, list))]
     for _ in range(MAX_DEPTH - 1):
         if not level:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from trw_platform.core.write_gate import WriteGate, gate_for
 from trw_platform.telemetry.ingest import store_rows
+from trw_platform.telemetry.sqlite_store import SqliteStore
 
 log = structlog.get_logger(__name__)
 
@@ -46,27 +48,58 @@ class _Batch:
 class BatchWriter:
     """Writes queued telemetry batches, a group per transaction."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        sqlite: SqliteStore | None = None,
+        gate: WriteGate | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
+        self._sqlite = sqlite
+        self._gate = gate
         self._queue: list[_Batch] = []
         self._turn = asyncio.Lock()
+        self._groups: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def for_engine(
+        cls, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> "BatchWriter":
+        """Return a writer that stores SQLite groups through its own connection."""
+        gate = gate_for(engine)
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or gate is None or not database:
+            return cls(sessionmaker)
+        return cls(sessionmaker, sqlite=SqliteStore(database), gate=gate)
+
+    async def close(self) -> None:
+        if self._groups:
+            await asyncio.wait(self._groups)
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def write(self, rows: list[dict[str, Any]]) -> Written:
         """Store one batch's rows; return once they are committed."""
         batch = _Batch(rows)
         self._queue.append(batch)
-        async with self._turn:
-            if not batch.done.done():
-                await self._write_queued()
+        try:
+            async with self._turn:
+                if not batch.done.done():
+                    await self._write_queued()
+        except asyncio.CancelledError:
+            if batch in self._queue:
+                self._queue.remove(batch)
+            raise
         return batch.done.result()
 
     async def _write_queued(self) -> None:
-        group = self._take_group()
-        try:
-            await self._write_group(group)
-        finally:
-            # A cancelled writer hands its unanswered batches to the next one.
-            self._queue[:0] = [batch for batch in group if not batch.done.done()]
+        # The group is written to the end even when this request is cancelled,
+        # so that no batch of it is lost or written twice.
+        group = asyncio.create_task(self._write_group(self._take_group()))
+        self._groups.add(group)
+        group.add_done_callback(self._groups.discard)
+        await asyncio.shield(group)
 
     def _take_group(self) -> list[_Batch]:
         group: list[_Batch] = []
@@ -78,11 +111,13 @@ class BatchWriter:
         return group
 
     async def _write_group(self, group: list[_Batch]) -> None:
+        """Answer every batch of the group with its counts or its error."""
         try:
             results = await self._store(group)
-        except Exception:
+        except Exception as exc:
             if len(group) == 1:
-                raise
+                group[0].done.set_exception(exc)
+                return
             log.warning("telemetry.group_failed", batches=len(group), exc_info=True)
             await self._write_alone(group)
             return
@@ -99,9 +134,14 @@ class BatchWriter:
                 batch.done.set_result(result)
 
     async def _store(self, group: list[_Batch]) -> list[Written]:
-        async with self._sessionmaker() as session:
-            stored = await store_rows(session, _unique_rows(group))
-            await session.commit()
+        rows = _unique_rows(group)
+        if self._sqlite is not None and self._gate is not None:
+            async with self._gate.turn():
+                stored = await self._sqlite.store(rows)
+        else:
+            async with self._sessionmaker() as session:
+                stored = await store_rows(session, rows)
+                await session.commit()
 
         stored_ids = {id(row) for row in stored}
         results = []
@@ -114,7 +154,7 @@ class BatchWriter:
 def _unique_rows(group: list[_Batch]) -> list[dict[str, Any]]:
     """Return the group's rows without later repeats of a dedup key.
 
-    Two batches of one group may carry the same event; the first one stores
+    Two batches of one group may carry the same event. The first one stores
     it and the later one counts it as a duplicate.
     """
     seen: set[tuple[str, str]] = set()
