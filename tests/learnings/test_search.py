@@ -355,3 +355,15 @@ async def test_search_needs_a_key(
 
     assert_envelope(anonymous, 401, "unauthorized")
     assert_envelope(wrong_scope, 403, "insufficient_scope")
+
+
+async def test_search_window_beyond_utc_range_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    response = await client.post(
+        "/v1/learnings/search",
+        json={"query": "x", "created_after": "0001-01-01T00:00:00+01:00"},
+        headers=org.headers,
+    )
+
+    assert_envelope(response, 422, "validation_error")

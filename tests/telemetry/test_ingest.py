@@ -694,3 +694,51 @@ async def test_partly_stored_batch_counts_only_new_rows(
     )
     assert installation is not None
     assert installation.event_count == 6
+
+
+async def test_too_many_gzip_members_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    body = gzip.compress(b'{"events": []}') + gzip.compress(b"") * 64
+    headers = {
+        **org.headers,
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+    }
+
+    response = await client.post(URL, content=body, headers=headers)
+
+    body = assert_envelope(response, 400, "invalid_encoding")
+    assert "64 members" in body["detail"]
+
+
+async def test_first_session_once_despite_event_ids(
+    client: httpx.AsyncClient, db: AsyncSession, org: OrgWithKey
+) -> None:
+    first = {"event_type": "first_session", "installation_id": "cccc"}
+
+    responses = [
+        await post(client, org, [{**first, "event_id": "fs-a"}]),
+        await post(client, org, [{**first, "event_id": "fs-b"}]),
+        await post(client, org, [first]),
+    ]
+
+    assert [r.json()["accepted"] for r in responses] == [1, 0, 0]
+    assert len(await stored(db, org)) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/telemetry/events?status=%00",
+        "/v1/telemetry/hourly?event_type=a%00b",
+        "/v1/learnings/%00",
+        "/v1/learnings?text=%00",
+    ],
+)
+async def test_nul_in_path_or_query_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey, path: str
+) -> None:
+    response = await client.get(path, headers=org.headers)
+
+    assert_envelope(response, 400, "invalid_request")

@@ -347,3 +347,15 @@ async def test_window_at_start_of_time(
     assert stats.json()["total"] == 0
     assert hourly.status_code == 200
     assert len(hourly.json()["buckets"]) == 9 * 24 + 1
+
+
+async def test_cursor_with_boolean_id_rejected(
+    client: httpx.AsyncClient, seeded: OrgWithKey
+) -> None:
+    cursor = base64.urlsafe_b64encode(b'["2026-01-01",true]').decode().rstrip("=")
+
+    response = await client.get(
+        "/v1/telemetry/events", params={"cursor": cursor}, headers=seeded.headers
+    )
+
+    assert_envelope(response, 400, "invalid_cursor")

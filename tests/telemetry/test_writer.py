@@ -145,3 +145,25 @@ async def test_cancelled_request_still_stores_group(
     assert result == Written(1, 0)
     assert first.cancelled()
     assert await _stored_ids(db, org.id) == ["from-cancelled", "from-next"]
+
+
+async def test_key_of_two_organizations_counted_apart(
+    writer: BatchWriter, db: AsyncSession
+) -> None:
+    first = await make_org(db, "First")
+    second = await make_org(db, "Second")
+    await writer.write(_rows(first.id, "shared"))
+
+    results = await asyncio.gather(
+        writer.write(_rows(first.id, "warm")),
+        writer.write(_rows(first.id, "shared")),
+        writer.write(_rows(second.id, "shared")),
+    )
+
+    assert results == [Written(1, 0), Written(0, 1), Written(1, 0)]
+    total = await db.scalar(
+        select(func.sum(TelemetryHourly.event_count)).where(
+            TelemetryHourly.organization_id == first.id
+        )
+    )
+    assert total == 2

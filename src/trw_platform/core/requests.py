@@ -15,12 +15,14 @@ from typing import Any
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trw_platform.core.errors import (
     INTERNAL_ERROR_DETAIL,
     AppError,
+    BadRequest,
     PayloadTooLarge,
     error_body,
 )
@@ -31,6 +33,8 @@ log = structlog.get_logger(__name__)
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Maximum idle time between chunks of a request body before it fails with 408.
 BODY_IDLE_TIMEOUT_S = 20.0
+# The status nginx logs for a client that closed the connection first.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def client_ip(scope: Scope) -> str:
@@ -78,6 +82,10 @@ class RequestContextMiddleware:
 
         try:
             await self._dispatch(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # Nothing was stored: the body never arrived whole.
+            response["status"] = CLIENT_CLOSED_REQUEST
+            log.info("request.client_disconnected", path=scope["path"])
         except Exception:
             log.exception("request.failed", method=scope["method"], path=scope["path"])
             if not response["started"]:
@@ -103,6 +111,7 @@ class RequestContextMiddleware:
         try:
             await self.limiter.check(scope, "ip", client_ip(scope))
             _check_content_length(scope, self.max_body_bytes)
+            _check_no_nul(scope)
         except AppError as exc:
             body = error_body(scope["state"]["request_id"], exc.code, exc.detail)
             await JSONResponse(body, exc.status_code, headers=exc.headers)(
@@ -136,6 +145,16 @@ def _add_headers(message: Message, request_id: str, scope: Scope) -> None:
     headers["X-Request-ID"] = request_id
     for name, value in rate_limit_headers(scope.get("state", {}).get(STATE_KEY, [])):
         headers[name.decode()] = value.decode()
+
+
+def _check_no_nul(scope: Scope) -> None:
+    """Raise 400 for a NUL in the path or query, which PostgreSQL cannot store."""
+    query: bytes = scope.get("query_string", b"")
+    if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
+        raise BadRequest(
+            "The path or query contains a NUL character (%00).",
+            code="invalid_request",
+        )
 
 
 def _check_content_length(scope: Scope, max_body_bytes: int) -> None:

@@ -86,7 +86,7 @@ async def _embed_batch(
     vectors = await embedder.encode_async(texts)
     if vectors is None:
         raise EmbedderUnavailable(
-            "The embedding model is not available; the server log says why."
+            "The embedding model failed to load; the log lines above show the error."
         )
 
     for learning, vector in zip(batch, vectors, strict=True):

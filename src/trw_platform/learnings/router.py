@@ -82,7 +82,7 @@ async def search_learnings(
 async def list_learnings(
     session: SessionDep,
     principal: LearningsReader,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     status: Annotated[list[Status] | None, Query()] = None,
     type: Annotated[list[LearningType] | None, Query()] = None,

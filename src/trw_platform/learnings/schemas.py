@@ -34,9 +34,15 @@ def clean_text(value: str) -> str:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
+    """Return the time in UTC; raises ValueError when UTC cannot express it."""
+    if value is None:
         return value
-    return value.replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time in UTC is before year 1 or after 9999") from exc
 
 
 def _finite(values: list[float] | None) -> list[float] | None:

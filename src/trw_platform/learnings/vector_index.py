@@ -106,9 +106,9 @@ def use_one_blas_thread() -> None:
     """Run numpy's matrix products on one BLAS thread, for the whole process.
 
     With OpenBLAS's two threads on a 2-core machine, a product right after a
-    query embedding took up to 8 ms at p95 instead of 1 ms, as both thread
-    pools woke on the same cores. One thread multiplies a 10,000-row matrix
-    in about 1.5 ms with no such tail.
+    query embedding took up to 8 ms at p95 instead of 1 ms, likely because
+    the BLAS and ONNX Runtime threads competed for the cores. One thread
+    multiplies a 10,000-row matrix in about 1.5 ms with no such tail.
     """
     threadpool_limits(limits=1, user_api="blas")
     log.info("learnings.blas_threads_limited", threads=1)

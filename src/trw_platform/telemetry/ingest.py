@@ -60,7 +60,7 @@ async def store_rows(
     """
     dialect = session.get_bind().dialect.name
     returned = await session.execute(statements.insert_events(dialect), rows)
-    stored = stored_rows(rows, {key for (key,) in returned if key is not None})
+    stored = stored_rows(rows, {(org, key) for org, key in returned if key is not None})
 
     hourly = hourly_values(stored)
     if hourly:
@@ -72,13 +72,18 @@ async def store_rows(
 
 
 def stored_rows(
-    rows: list[dict[str, Any]], stored_keys: set[str]
+    rows: list[dict[str, Any]], stored_keys: set[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    """Return the rows that were stored: those without a key or with a stored one."""
+    """Return the rows that were stored: those without a key or with a stored one.
+
+    ``stored_keys`` holds (organization id, dedup key) pairs, because a group
+    may carry the same key for two organizations.
+    """
     return [
         row
         for row in rows
-        if row["dedup_key"] is None or row["dedup_key"] in stored_keys
+        if row["dedup_key"] is None
+        or (row["organization_id"], row["dedup_key"]) in stored_keys
     ]
 
 

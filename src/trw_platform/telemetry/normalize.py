@@ -254,14 +254,15 @@ def _fill_times(
 
 
 def _dedup_key(row: dict[str, Any]) -> str | None:
-    if row["event_id"]:
-        return f"id:{row['event_id']}"
+    """Return the key that stores an event once: first_session, then event_id."""
     installation = row["installation_id"]
     if row["event_type"] == "first_session" and installation not in (
         None,
         UNKNOWN_INSTALLATION,
     ):
         return f"first_session:{installation}"
+    if row["event_id"]:
+        return f"id:{row['event_id']}"
     return None
 
 

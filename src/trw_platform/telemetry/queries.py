@@ -169,7 +169,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, event_id = orjson.loads(base64.urlsafe_b64decode(padded))
         occurred_at = datetime.fromisoformat(stamp).astimezone(UTC)
-        if not isinstance(event_id, int) or not 0 < event_id < 2**63:
+        if (
+            isinstance(event_id, bool)
+            or not isinstance(event_id, int)
+            or not 0 < event_id < 2**63
+        ):
             raise ValueError("cursor id out of range")
         return occurred_at, event_id
     except (ValueError, TypeError, OverflowError) as exc:

@@ -8,7 +8,7 @@ loop was running, so a group of 100 events took 13 ms at p50 while its SQL ran
 for 3. Here the whole group is one call into one thread, which runs the
 statements, as multi-row INSERTs with values converted here, and the commit.
 
-The caller holds the engine's write turn around ``store``, so this
+The caller takes the engine's write turn around ``store``, so this
 connection never meets another writer of the same process in SQLite's busy
 handler.
 """
@@ -97,26 +97,33 @@ def store_rows_sqlite(
 
 def _insert_events(
     connection: sqlite3.Connection, rows: list[dict[str, Any]]
-) -> set[str] | None:
-    """Insert events; return the dedup keys stored, or None when all rows were.
+) -> set[tuple[str, str]] | None:
+    """Insert events; return the (organization, dedup key) pairs stored.
+
+    Returns None when every row was stored.
 
     SQLite gives each inserted row the next rowid, and no other connection
     writes while this transaction holds the write lock. So when a statement
     skipped some rows, the ones it stored are the last ``rowcount`` rowids.
     """
-    stored_keys: set[str] = set()
+    stored_keys: set[tuple[str, str]] = set()
     skipped = False
     for sql, parameters, chunk in statements.sqlite_insert_events().chunks(rows):
         stored = connection.execute(sql, parameters).rowcount
         if stored == len(chunk):
-            stored_keys.update(row["dedup_key"] for row in chunk if row["dedup_key"])
+            stored_keys.update(
+                (row["organization_id"], row["dedup_key"])
+                for row in chunk
+                if row["dedup_key"]
+            )
             continue
 
         skipped = True
         (last,) = connection.execute("SELECT last_insert_rowid()").fetchone()
         keys = connection.execute(
-            "SELECT dedup_key FROM telemetry_events WHERE id > ? AND id <= ?",
+            "SELECT organization_id, dedup_key FROM telemetry_events"
+            " WHERE id > ? AND id <= ?",
             (last - stored, last),
         )
-        stored_keys.update(key for (key,) in keys if key is not None)
+        stored_keys.update((org, key) for org, key in keys if key is not None)
     return stored_keys if skipped else None

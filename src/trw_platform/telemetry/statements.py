@@ -107,7 +107,10 @@ def _skip_stored_events(dialect: str) -> Any:
 @cache
 def insert_events(dialect: str) -> Any:
     """Insert events, skip stored dedup keys, and return the keys inserted."""
-    return _skip_stored_events(dialect).returning(TelemetryEvent.__table__.c.dedup_key)
+    table = TelemetryEvent.__table__
+    return _skip_stored_events(dialect).returning(
+        table.c.organization_id, table.c.dedup_key
+    )
 
 
 @cache

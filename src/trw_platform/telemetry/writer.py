@@ -1,12 +1,10 @@
 """Group commit: the batches of concurrent requests share one transaction.
 
-Each telemetry request waits for its turn to write. Whoever gets the turn
-writes every batch that has queued up meanwhile, in one transaction, and
-answers each request with its own counts once that transaction has
-committed. One commit and one round of statements then serve several
-batches, which on SQLite more than doubled the events stored per second with
-eight requests in flight. A request still hears back only after its events
-are committed.
+Each telemetry request waits for its turn to write. The request that gets
+the turn writes every batch queued meanwhile, in one transaction, and gives
+each request its own counts once that transaction has committed. So one
+commit and one round of statements serve several batches, and a request
+still hears back only after its events are stored.
 
 A batch whose group fails is written again in a transaction of its own, so
 a fault in one batch fails only its own request.
@@ -25,13 +23,13 @@ from trw_platform.telemetry.sqlite_store import SqliteStore
 
 log = structlog.get_logger(__name__)
 
-# Rows per transaction; a group stops taking batches once it holds this many.
+# Rows per transaction: a group takes no more batches once it has this many.
 MAX_GROUP_ROWS = 5000
 
 
 @dataclass(frozen=True)
 class Written:
-    """What became of one batch's rows: stored, or skipped as duplicates."""
+    """The outcome of one batch: rows stored, and rows skipped as duplicates."""
 
     accepted: int
     duplicates: int
@@ -111,7 +109,7 @@ class BatchWriter:
         return group
 
     async def _write_group(self, group: list[_Batch]) -> None:
-        """Answer every batch of the group with its counts or its error."""
+        """Resolve each batch of the group with its counts or its error."""
         try:
             results = await self._store(group)
         except Exception as exc:
