@@ -1,5 +1,7 @@
 """POST /v1/learnings: upsert, replays, limits, auth and odd input."""
 
+import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -394,3 +396,24 @@ async def test_page_beyond_cap_rejected(
     )
 
     assert_envelope(response, 422, "validation_error")
+
+
+async def test_concurrent_updates_count_each_version(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    await publish(client, org, source_learning_id="busy", summary="first")
+
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/learnings",
+                json=learning_body(source_learning_id="busy", summary=f"update {i}"),
+                headers=org.headers,
+            )
+            for i in range(6)
+        )
+    )
+
+    assert [response.status_code for response in responses] == [200] * 6
+    versions = sorted(response.json()["version"] for response in responses)
+    assert versions == [2, 3, 4, 5, 6, 7]

@@ -209,12 +209,15 @@ def _record_status_change(learning: Learning, key_id: str) -> None:
 
 
 async def _bump(session: AsyncSession, learning: Learning) -> None:
-    learning.version += 1
+    # The database adds 1 to the version it has, so concurrent updates that
+    # read the same row still count one version each.
+    learning.version = Learning.version + 1
     learning.updated_at = utc_now()
     learning.sync_seq = await next_sync_seq(
         session, organization_id=learning.organization_id
     )
     await session.flush()
+    await session.refresh(learning, ["version"])
 
 
 async def get_learning(
