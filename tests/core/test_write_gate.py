@@ -67,8 +67,8 @@ async def test_readers_do_not_wait_for_a_writer(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO notes VALUES ('held')"))
 
-        # The writer holds the turn until it returns to the pool; a read on
-        # another connection goes through meanwhile.
+        # The writer keeps the turn until it returns to the pool, and a read
+        # on another connection goes through meanwhile.
         count = await asyncio.wait_for(_count(engine), timeout=5)
 
     assert count == 0
@@ -96,7 +96,7 @@ async def test_writer_goes_ahead_after_turn_timeout(
     holder = await engine.connect()
     await holder.execute(text("INSERT INTO notes VALUES ('holder')"))
     await holder.commit()
-    # The holder's connection still holds the turn: it is not back in the pool.
+    # The first connection keeps the turn, because it is not back in the pool.
 
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO notes VALUES ('late')"))

@@ -84,7 +84,7 @@ async def test_concurrent_batches_share_transactions(
     assert total == 12
 
 
-async def test_event_in_two_batches_of_a_group_stored_once(
+async def test_shared_event_in_group_stored_once(
     writer: BatchWriter, db: AsyncSession
 ) -> None:
     org = await make_org(db)

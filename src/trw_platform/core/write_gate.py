@@ -11,7 +11,10 @@ gives the turn back when it returns to the pool, after its commit or
 rollback, and the next writer starts at once. Reads take no turn.
 
 No connection holds SQLite's write lock while it waits for a turn, because
-the turn comes before the first write. So the two locks cannot deadlock.
+the turn comes before the first write, so connections cannot deadlock over
+the two locks. A task that writes through two connections at once would
+wait on itself: after TURN_TIMEOUT_S its second writer goes ahead without a
+turn.
 
 NOTE: the turn is per process. Several workers on one SQLite file still meet
 in the busy handler; PostgreSQL is the backend for more than one worker.

@@ -65,6 +65,11 @@ def normalize(vector: Sequence[float] | np.ndarray) -> np.ndarray | None:
     return array / norm
 
 
+def vector_bytes(vector: np.ndarray) -> bytes:
+    """Return a vector as stored: little-endian float32 values."""
+    return vector.astype("<f4").tobytes()
+
+
 def read_verified(path: Path, sha256: str) -> bytes:
     """Read ``path`` and check its sha256; raise ModelFileError on a mismatch."""
     try:

@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trw_platform.learnings.embeddings import Embedder, document_text
+from trw_platform.learnings.embeddings import Embedder, document_text, vector_bytes
 from trw_platform.learnings.models import Learning
 from trw_platform.learnings.sequence import next_sync_seq
 
@@ -91,7 +91,7 @@ async def _embed_batch(
 
     for learning, vector in zip(batch, vectors, strict=True):
         learning.embedding_model = embedder.model_name
-        learning.embedding = vector.astype("<f4").tobytes()
+        learning.embedding = vector_bytes(vector)
         learning.sync_seq = await next_sync_seq(
             session, organization_id=learning.organization_id
         )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trw_platform.core.db import new_id, utc_now
 from trw_platform.learnings import keyword, repository
-from trw_platform.learnings.embeddings import Embedder, document_text
+from trw_platform.learnings.embeddings import Embedder, document_text, vector_bytes
 from trw_platform.learnings.errors import LearningNotFound
 from trw_platform.learnings.models import Learning
 from trw_platform.learnings.repository import LearningFilters
@@ -92,7 +92,7 @@ async def _embed(
     )
     if vector is None:
         return None, None
-    return embedder.model_name, vector.astype("<f4").tobytes()
+    return embedder.model_name, vector_bytes(vector)
 
 
 async def publish(

@@ -76,7 +76,7 @@ def stored_rows(
 ) -> list[dict[str, Any]]:
     """Return the rows that were stored: those without a key or with a stored one.
 
-    ``stored_keys`` holds (organization id, dedup key) pairs, because a group
+    ``stored_keys`` contains (organization id, dedup key) pairs, because a group
     may carry the same key for two organizations.
     """
     return [

@@ -153,9 +153,8 @@ async def create_telemetry_batch(
         events, organization_id=principal.organization_id, limits=limits
     )
     if rows:
-        # The batch is written in a transaction of its own (see
-        # telemetry.writer); the key's last use is committed first, so this
-        # session holds no write lock meanwhile.
+        # The writer stores the batch in a transaction of its own. Committing
+        # the key's last use first leaves this session without a write lock.
         await session.commit()
         written = await request.app.state.telemetry_writer.write(rows)
         result.accepted = written.accepted

@@ -8,9 +8,8 @@ loop was running, so a group of 100 events took 13 ms at p50 while its SQL ran
 for 3. Here the whole group is one call into one thread, which runs the
 statements, as multi-row INSERTs with values converted here, and the commit.
 
-The caller takes the engine's write turn around ``store``, so this
-connection never meets another writer of the same process in SQLite's busy
-handler.
+Each ``store`` takes the engine's write turn first, so this connection
+never meets another writer of the same process in SQLite's busy handler.
 """
 
 import asyncio
@@ -21,6 +20,7 @@ from typing import Any
 import structlog
 
 from trw_platform.core.db import configure_sqlite_connection
+from trw_platform.core.write_gate import WriteGate
 from trw_platform.telemetry import statements
 from trw_platform.telemetry.ingest import (
     hourly_values,
@@ -30,14 +30,13 @@ from trw_platform.telemetry.ingest import (
 
 log = structlog.get_logger(__name__)
 
-BUSY_TIMEOUT_S = 30.0
-
 
 class SqliteStore:
     """Stores row groups in one SQLite file from one worker thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, gate: WriteGate) -> None:
         self._path = path
+        self._gate = gate
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="telemetry-store")
         self._connection: sqlite3.Connection | None = None
         self._closed = False
@@ -45,7 +44,8 @@ class SqliteStore:
     async def store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Store rows and commit; return the rows stored, as ``store_rows`` does."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._store, rows)
+        async with self._gate.turn():
+            return await loop.run_in_executor(self._executor, self._store, rows)
 
     async def close(self) -> None:
         """Close the connection and stop the thread; later calls do nothing."""
@@ -58,7 +58,8 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self._connection = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S)
+            self._connection = sqlite3.connect(self._path)
+            # The same pragmas as the engine's connections, busy timeout included.
             configure_sqlite_connection(self._connection)
             log.info("telemetry.store_opened", path=self._path)
         return self._connection

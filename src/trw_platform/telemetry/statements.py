@@ -2,9 +2,9 @@
 
 Building an ON CONFLICT statement costs about as much as running it for a
 small batch, so each is made once and reused. On SQLite each also comes as a
-``DriverStatement``: the same SQL, run by the driver's ``executemany`` with
-values converted here. SQLAlchemy's per-value bind processing took about a
-fifth of a batch's time on SQLite.
+``DriverStatement``: the same SQL, run by the driver itself as multi-row
+INSERTs with values converted here. SQLAlchemy's per-value bind processing
+took about a fifth of a batch's time on SQLite.
 """
 
 from collections.abc import Callable, Iterator

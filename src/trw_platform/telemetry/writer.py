@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from trw_platform.core.write_gate import WriteGate, gate_for
+from trw_platform.core.write_gate import gate_for
 from trw_platform.telemetry.ingest import store_rows
 from trw_platform.telemetry.sqlite_store import SqliteStore
 
@@ -51,11 +51,9 @@ class BatchWriter:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         sqlite: SqliteStore | None = None,
-        gate: WriteGate | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._sqlite = sqlite
-        self._gate = gate
         self._queue: list[_Batch] = []
         self._turn = asyncio.Lock()
         self._groups: set[asyncio.Task[None]] = set()
@@ -67,9 +65,10 @@ class BatchWriter:
         """Return a writer that stores SQLite groups through its own connection."""
         gate = gate_for(engine)
         database = engine.url.database
-        if engine.dialect.name != "sqlite" or gate is None or not database:
+        # An in-memory SQLite database cannot be opened by a second connection.
+        if gate is None or not database or database == ":memory:":
             return cls(sessionmaker)
-        return cls(sessionmaker, sqlite=SqliteStore(database), gate=gate)
+        return cls(sessionmaker, sqlite=SqliteStore(database, gate))
 
     async def close(self) -> None:
         if self._groups:
@@ -117,25 +116,16 @@ class BatchWriter:
                 group[0].done.set_exception(exc)
                 return
             log.warning("telemetry.group_failed", batches=len(group), exc_info=True)
-            await self._write_alone(group)
+            for batch in group:
+                await self._write_group([batch])
             return
         for batch, result in zip(group, results, strict=True):
             batch.done.set_result(result)
 
-    async def _write_alone(self, group: list[_Batch]) -> None:
-        for batch in group:
-            try:
-                (result,) = await self._store([batch])
-            except Exception as exc:
-                batch.done.set_exception(exc)
-            else:
-                batch.done.set_result(result)
-
     async def _store(self, group: list[_Batch]) -> list[Written]:
         rows = _unique_rows(group)
-        if self._sqlite is not None and self._gate is not None:
-            async with self._gate.turn():
-                stored = await self._sqlite.store(rows)
+        if self._sqlite is not None:
+            stored = await self._sqlite.store(rows)
         else:
             async with self._sessionmaker() as session:
                 stored = await store_rows(session, rows)
