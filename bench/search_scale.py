@@ -4,7 +4,10 @@ The corpus repeats the labelled learnings with a numbered variant of each
 summary and random words from the whole set, so keyword queries match many
 rows and every vector is distinct. Requests go through POST
 /v1/learnings/search in process (httpx over ASGI, no network), and the server
-embeds each query itself, as it does for clients that send no vector.
+embeds each query itself, as it does for clients that send no vector. As a
+baseline, the same run times GET /v1/health through the same client: what
+the framework, the middleware and the in-process transport cost with no
+database work.
 
     .venv/bin/python bench/search_scale.py [--learnings 10000] [--backend sqlite]
 """
@@ -119,6 +122,7 @@ async def run_scale(backend: str, count: int, folder: Path) -> None:
                 http, headers, [{"query": "first search after start"}]
             )
             bodies = _request_bodies()
+            floor = await _time_health(http)
             latencies = await _time_requests(http, headers, bodies)
             with_vectors = await _time_requests(
                 http, headers, _with_query_vectors(bodies)
@@ -131,6 +135,17 @@ async def run_scale(backend: str, count: int, folder: Path) -> None:
     emit(f"  next request: {cold[0]:.1f} ms")
     _emit_latencies("requests, server embeds the query", latencies)
     _emit_latencies("requests with a client query vector", with_vectors)
+    _emit_latencies("GET /v1/health requests (baseline)", floor)
+
+
+async def _time_health(http: httpx.AsyncClient) -> list[float]:
+    latencies = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        response = await http.get("/v1/health")
+        latencies.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return latencies
 
 
 def _emit_latencies(label: str, latencies: list[float]) -> None:

@@ -44,6 +44,8 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
 async def close_app(app: FastAPI) -> None:
     """Release what the lifespan would release; ASGITransport runs no lifespan."""
     await app.state.telemetry_writer.close()
+    if app.state.sqlite_reader is not None:
+        await app.state.sqlite_reader.close()
     await app.state.limiter.aclose()
     await app.state.engine.dispose()
 

@@ -17,6 +17,7 @@ from trw_platform.core.mail_delivery import MailDelivery
 from trw_platform.core.ratelimit import RateLimiter
 from trw_platform.core.requests import RequestContextMiddleware
 from trw_platform.core.settings import Settings, get_settings
+from trw_platform.core.sqlite_reader import SqliteReader
 from trw_platform.public.router import root_router
 from trw_platform.telemetry.writer import BatchWriter
 from trw_platform.web.router import router as web_router
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await mail_delivery.stop()
         await app.state.telemetry_writer.close()
+        if app.state.sqlite_reader is not None:
+            await app.state.sqlite_reader.close()
         await limiter.aclose()
         await engine.dispose()
         log.info("server.stopped")
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.telemetry_writer = BatchWriter.for_engine(engine, app.state.sessionmaker)
+    app.state.sqlite_reader = SqliteReader.for_engine(engine)
     app.state.limiter = limiter
     app.state.mail_delivery = mail_delivery
 

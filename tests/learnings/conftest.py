@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import empty_tables, make_settings
+from tests.conftest import close_app, empty_tables, make_settings
 from tests.factories import OrgWithKey, make_org_with_key
 from trw_platform.app import create_app
 from trw_platform.core.settings import Settings
@@ -35,7 +35,7 @@ async def semantic_app(database_url: str, tmp_path: Path) -> AsyncIterator[FastA
     application = create_app(make_settings(database_url, tmp_path, EMBEDDINGS=True))
     await empty_tables(application)
     yield application
-    await application.state.engine.dispose()
+    await close_app(application)
 
 
 @pytest.fixture

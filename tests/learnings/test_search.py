@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import OrgWithKey, make_key
 from tests.learnings.helpers import assert_envelope, publish, search
+from trw_platform.learnings import keyword
 
 pytestmark = [pytest.mark.anyio, pytest.mark.learnings]
 
@@ -332,6 +333,18 @@ async def test_invalid_search_body_is_rejected(
     assert detail[0]["loc"][0] == "body"
 
 
+async def test_malformed_search_json_is_rejected(
+    client: httpx.AsyncClient, org: OrgWithKey
+) -> None:
+    headers = {**org.headers, "content-type": "application/json"}
+    response = await client.post(
+        "/v1/learnings/search", content=b'{"query": "alembic', headers=headers
+    )
+
+    detail = assert_envelope(response, 400, "invalid_json")
+    assert "not valid JSON" in detail
+
+
 async def test_unknown_search_fields_are_ignored(
     client: httpx.AsyncClient, org: OrgWithKey
 ) -> None:
@@ -367,3 +380,34 @@ async def test_search_window_beyond_utc_range_rejected(
     )
 
     assert_envelope(response, 422, "validation_error")
+
+
+COMMON_WORD_CORPUS = [
+    ("retry-1", "The worker retries the upload after a timeout"),
+    ("retry-2", "A worker retrying a request doubles its timeout"),
+    ("retry-3", "Retried jobs keep the worker timeout of the first run"),
+    ("econnreset", "ECONNRESET from the proxy while the worker retries"),
+]
+
+
+async def test_common_words_do_not_widen_match(
+    client: httpx.AsyncClient,
+    org: OrgWithKey,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL takes word counts from pg_stats after ANALYZE")
+    for key, summary in COMMON_WORD_CORPUS:
+        await publish(client, org, source_learning_id=key, summary=summary)
+    # Every learning contains a stem of "retrying" and "worker"; one has the
+    # rare word. "retrying" only counts as common through its Porter stem.
+    monkeypatch.setattr(keyword, "COMMON_ROWS", 2)
+
+    gated = await _top_ids(client, org, "worker retrying ECONNRESET")
+    monkeypatch.setattr(keyword, "COMMON_ROWS", 200)
+    ungated = await _top_ids(client, org, "worker retrying ECONNRESET")
+
+    assert gated == ["econnreset"]
+    assert ungated[0] == "econnreset"
+    assert len(ungated) == len(COMMON_WORD_CORPUS)

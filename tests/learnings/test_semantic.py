@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import make_settings
+from tests.conftest import close_app, make_settings
 from tests.factories import OrgWithKey, make_org_with_key
 from tests.learnings.helpers import publish, search
 from trw_platform.app import create_app
@@ -186,7 +186,7 @@ async def test_other_worker_sees_writes(
         before = await search(other, semantic_org, query=PARAPHRASE)
         await publish(semantic_client, semantic_org, **COMPOSE)
         after = await search(other, semantic_org, query=PARAPHRASE)
-    await worker.state.engine.dispose()
+    await close_app(worker)
 
     assert before == []
     assert _ids(after) == ["compose-host"]

@@ -131,5 +131,7 @@ async def test_malformed_json_is_rejected(
         content=b"{status: obsolete}",
         headers={**org.headers, "content-type": "application/json"},
     )
+    stored = await client.get(f"/v1/learnings/{learning['id']}", headers=org.headers)
 
-    assert_envelope(response, 422, "validation_error")
+    assert_envelope(response, 400, "invalid_json")
+    assert stored.json()["status"] == "active"

@@ -156,10 +156,22 @@ async def handle_app_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Render 400 for a body that is not JSON, 422 for JSON that fails the schema.
+
+    A body that does not parse gets the same response as on the routes that
+    read their body themselves: 400 ``invalid_json``.
+    """
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if errors and all(item["type"] == "json_invalid" for item in errors):
+        reason = errors[0].get("ctx", {}).get("error", "")
+        message = "The request body is not valid JSON"
+        detail = f"{message}: {reason}" if reason else f"{message}."
+        return error_response(request, 400, "invalid_json", detail)
+
     detail = [
         {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]}
-        for item in exc.errors()
+        for item in errors
     ]
     return error_response(request, 422, "validation_error", detail)
 

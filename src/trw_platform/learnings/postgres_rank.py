@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, case, func, literal, select, text
 from sqlalchemy.dialects.postgresql import REGCONFIG
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from trw_platform.learnings.models import Learning
@@ -54,7 +54,7 @@ class _Shares:
 _shares: dict[str, _Shares] = {}
 
 
-async def _lexeme_shares(session: AsyncSession) -> _Shares:
+def _lexeme_shares(session: Session) -> _Shares:
     """Return the share of rows containing each common lexeme, cached per database."""
     key = str(session.get_bind().url)
     cached = _shares.get(key)
@@ -62,7 +62,7 @@ async def _lexeme_shares(session: AsyncSession) -> _Shares:
     if cached is not None and now - cached.loaded_at < STATS_TTL_SECONDS:
         return cached
 
-    row = (await session.execute(STATS_QUERY)).first()
+    row = session.execute(STATS_QUERY).first()
     shares = _Shares({}, 0.0, now)
     if row is not None and row[0] is not None:
         # The frequency array ends with three summary values after the lexemes'.
@@ -72,8 +72,8 @@ async def _lexeme_shares(session: AsyncSession) -> _Shares:
     return shares
 
 
-async def _lexemes(session: AsyncSession, tokens: list[str]) -> dict[str, list[str]]:
-    rows = await session.execute(LEXEME_QUERY, {"config": TS_CONFIG, "tokens": tokens})
+def _lexemes(session: Session, tokens: list[str]) -> dict[str, list[str]]:
+    rows = session.execute(LEXEME_QUERY, {"config": TS_CONFIG, "tokens": tokens})
     return {token: list(lexemes) for token, lexemes in rows}
 
 
@@ -88,13 +88,13 @@ class WeightedQuery:
     operands: tuple[tuple[str, float], ...]
 
 
-async def weigh_query(session: AsyncSession, query: KeywordQuery) -> WeightedQuery:
+def weigh_query(session: Session, query: KeywordQuery) -> WeightedQuery:
     """Weigh each term and phrase by rarity, dropping common terms from the match."""
-    shares = await _lexeme_shares(session)
+    shares = _lexeme_shares(session)
     tokens = sorted(
         {*query.terms, *(token for phrase in query.phrases for token in phrase)}
     )
-    lexemes = await _lexemes(session, tokens)
+    lexemes = _lexemes(session, tokens)
 
     def share(token: str) -> float:
         found = lexemes.get(token) or []

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from trw_platform.learnings.models import Learning, LearningTag
 
@@ -151,8 +152,8 @@ async def list_page(
     return list(rows), int(total or 0)
 
 
-async def load_by_pks(
-    session: AsyncSession,
+def load_by_pks(
+    session: Session,
     *,
     organization_id: str,
     pks: Iterable[int],
@@ -162,32 +163,37 @@ async def load_by_pks(
     pk_list = list(pks)
     if not pk_list:
         return {}
-    rows = await session.scalars(
-        select(Learning).where(
-            Learning.pk.in_(pk_list), *filter_clauses(organization_id, filters)
-        )
+    organization, *others = filter_clauses(organization_id, filters)
+    if session.get_bind().dialect.name == "sqlite":
+        # Without statistics SQLite's planner rates the organization index
+        # as selective as the primary keys, and read all of an organization's
+        # rows through it: 1.1 ms instead of 0.1 ms at 10,000 learnings.
+        # likely() marks the organization term as true for most rows.
+        organization = func.likely(organization)
+    rows = session.scalars(
+        select(Learning).where(Learning.pk.in_(pk_list), organization, *others)
     )
     return {row.pk: row for row in rows}
 
 
-async def filtered_pks(
-    session: AsyncSession, *, organization_id: str, filters: LearningFilters
+def filtered_pks(
+    session: Session, *, organization_id: str, filters: LearningFilters
 ) -> set[int]:
-    rows = await session.scalars(
+    rows = session.scalars(
         select(Learning.pk).where(*filter_clauses(organization_id, filters))
     )
     return set(rows)
 
 
-async def top_by_impact(
-    session: AsyncSession,
+def top_by_impact(
+    session: Session,
     *,
     organization_id: str,
     filters: LearningFilters,
     limit: int,
 ) -> list[Learning]:
     """Return the highest-impact learnings, newest first among equals."""
-    rows = await session.scalars(
+    rows = session.scalars(
         select(Learning)
         .where(*filter_clauses(organization_id, filters))
         .order_by(Learning.impact.desc(), Learning.updated_at.desc())

@@ -31,7 +31,9 @@ def _runtime(request: Request) -> SearchRuntime:
     runtime: SearchRuntime | None = getattr(request.app.state, "learnings_search", None)
     if runtime is None:
         settings = request.app.state.settings
-        runtime = SearchRuntime.create(embeddings=settings.EMBEDDINGS)
+        runtime = SearchRuntime.create(
+            embeddings=settings.EMBEDDINGS, reader=request.app.state.sqlite_reader
+        )
         request.app.state.learnings_search = runtime
     return runtime
 

@@ -1,24 +1,34 @@
 """Hybrid search: keyword and vector rankings fused, with impact weighed in."""
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from trw_platform.core.sqlite_reader import SqliteReader, run_read
 from trw_platform.learnings import keyword, repository
 from trw_platform.learnings.embeddings import Embedder, normalize, shared_embedder
 from trw_platform.learnings.fusion import Ranking, fuse
 from trw_platform.learnings.models import Learning
 from trw_platform.learnings.repository import RETIRED_STATUSES, LearningFilters
 from trw_platform.learnings.schemas import LearningSearch, SearchResultRead, as_list
-from trw_platform.learnings.text import parse_query
-from trw_platform.learnings.vector_index import VectorIndex, use_one_blas_thread
+from trw_platform.learnings.text import KeywordQuery, parse_query
+from trw_platform.learnings.vector_index import (
+    OrgMatrix,
+    VectorIndex,
+    use_one_blas_thread,
+)
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 # Each ranking contributes this many candidates to the fusion.
 CANDIDATES = 100
@@ -31,21 +41,29 @@ ALL_RANKINGS = frozenset({"keyword", "vector"})
 
 @dataclass
 class SearchRuntime:
-    """The embedder and vector cache of one application, if embeddings are on."""
+    """The embedder, vector cache and SQLite reader of one application.
+
+    The embedder and index are None when embeddings are off. The reader is
+    None on PostgreSQL and on in-memory SQLite, where reads go through the
+    request's session.
+    """
 
     embedder: Embedder | None
     index: VectorIndex | None
+    reader: SqliteReader | None = None
 
     @classmethod
-    def create(cls, *, embeddings: bool) -> "SearchRuntime":
+    def create(
+        cls, *, embeddings: bool, reader: SqliteReader | None = None
+    ) -> "SearchRuntime":
         if not embeddings:
-            return cls(embedder=None, index=None)
+            return cls(embedder=None, index=None, reader=reader)
         embedder = shared_embedder()
         use_one_blas_thread()
         index = VectorIndex(
             model_name=embedder.model_name, dimension=embedder.dimension
         )
-        return cls(embedder=embedder, index=index)
+        return cls(embedder=embedder, index=index, reader=reader)
 
     @property
     def writer(self) -> Embedder | None:
@@ -53,6 +71,10 @@ class SearchRuntime:
         if self.embedder is None or not self.embedder.available:
             return None
         return self.embedder
+
+    async def read(self, session: AsyncSession, work: Callable[[Session], T]) -> T:
+        """Run read-only ``work`` in a reader thread, or in the request's session."""
+        return await run_read(self.reader, session, work)
 
 
 def search_filters(request: LearningSearch) -> LearningFilters:
@@ -85,61 +107,106 @@ async def _query_vector(
     return await embedder.encode_one(text)
 
 
-async def _vector_ranking(
-    session: AsyncSession,
-    runtime: SearchRuntime,
-    organization_id: str,
-    vector: np.ndarray | None,
-    filters: LearningFilters,
+@dataclass
+class _Search:
+    """One search request's inputs, shared by its steps."""
+
+    organization_id: str
+    filters: LearningFilters
+    query: KeywordQuery
+    runtime: SearchRuntime
+
+    def prepare_vectors(
+        self, session: Session
+    ) -> tuple[OrgMatrix | None, set[int] | None]:
+        """Refresh the vector cache; collect the pks that SQL-only filters pass."""
+        index = self.runtime.index
+        if index is None:
+            return None, None
+        matrix = index.refresh(session, self.organization_id)
+        eligible = None
+        if self.filters.needs_sql and matrix.size:
+            eligible = repository.filtered_pks(
+                session, organization_id=self.organization_id, filters=self.filters
+            )
+        return matrix, eligible
+
+    def keyword_hits(self, session: Session) -> list[tuple[int, float, float]]:
+        return keyword.rank(
+            session,
+            organization_id=self.organization_id,
+            query=self.query,
+            filters=self.filters,
+            limit=CANDIDATES,
+        )
+
+    def nearest(
+        self, matrix: OrgMatrix, vector: np.ndarray, eligible: set[int] | None
+    ) -> list[tuple[int, float]]:
+        """Return (pk, impact) of the nearest learnings that pass the filters."""
+        assert self.runtime.index is not None
+        nearest = self.runtime.index.nearest(
+            matrix,
+            vector,
+            filters=self.filters,
+            eligible=eligible,
+            limit=CANDIDATES,
+            min_similarity=MIN_SIMILARITY,
+        )
+        return [(pk, impact) for pk, _similarity, impact in nearest]
+
+    def results(
+        self, session: Session, scored: list[tuple[int, float]]
+    ) -> list[SearchResultRead]:
+        rows = repository.load_by_pks(
+            session,
+            organization_id=self.organization_id,
+            pks=[pk for pk, _score in scored],
+            filters=self.filters,
+        )
+        return [to_result(rows[pk], score) for pk, score in scored if pk in rows]
+
+
+async def _vector_hits(
+    job: _Search,
+    embedding: "asyncio.Future[np.ndarray | None]",
+    matrix: OrgMatrix | None,
+    eligible: set[int] | None,
 ) -> list[tuple[int, float]]:
-    """Return (pk, impact) of the nearest learnings that pass the filters."""
-    if vector is None or runtime.index is None:
+    vector = await embedding
+    if vector is None or matrix is None:
         return []
-    nearest = await runtime.index.search(
-        session,
-        organization_id=organization_id,
-        query_vector=vector,
-        filters=filters,
-        limit=CANDIDATES,
-        min_similarity=MIN_SIMILARITY,
-    )
-    return [(pk, impact) for pk, _similarity, impact in nearest]
+    return await asyncio.to_thread(job.nearest, matrix, vector, eligible)
 
 
 async def _rank(
     session: AsyncSession,
-    runtime: SearchRuntime,
-    organization_id: str,
+    job: _Search,
     request: LearningSearch,
-    filters: LearningFilters,
     rankings: frozenset[str],
 ) -> tuple[list[tuple[int, float, float]], list[tuple[int, float]]]:
-    """Return keyword (pk, relevance, impact) and vector (pk, impact) hits."""
-    text = (request.query or "")[:MAX_QUERY_CHARS]
-    # The query is embedded in a worker thread while the keyword query runs.
-    embedding = None
-    if "vector" in rankings:
-        embedding = asyncio.ensure_future(
-            _query_vector(runtime, text.strip(), request.embedding)
-        )
-    try:
-        keyword_hits: list[tuple[int, float, float]] = []
-        if "keyword" in rankings:
-            keyword_hits = await keyword.rank(
-                session,
-                organization_id=organization_id,
-                query=parse_query(text),
-                filters=filters,
-                limit=CANDIDATES,
+    """Return keyword (pk, relevance, impact) and vector (pk, impact) hits.
+
+    The query is embedded in a worker thread while the vector cache is
+    checked. Then the keyword query runs in the database while the vector
+    product runs in another thread.
+    """
+    text = (request.query or "")[:MAX_QUERY_CHARS].strip()
+    use_vectors = "vector" in rankings and job.runtime.writer is not None
+    async with asyncio.TaskGroup() as tasks:
+        vector_hits = None
+        if use_vectors:
+            embedding = tasks.create_task(
+                _query_vector(job.runtime, text, request.embedding)
             )
-        vector = await embedding if embedding is not None else None
-    finally:
-        if embedding is not None and not embedding.done():
-            embedding.cancel()
-    vector_hits = await _vector_ranking(
-        session, runtime, organization_id, vector, filters
-    )
-    return keyword_hits, vector_hits
+            matrix, eligible = await job.runtime.read(session, job.prepare_vectors)
+            vector_hits = tasks.create_task(
+                _vector_hits(job, embedding, matrix, eligible)
+            )
+        keyword_hits: list[tuple[int, float, float]] = []
+        if "keyword" in rankings and job.query:
+            keyword_hits = await job.runtime.read(session, job.keyword_hits)
+    return keyword_hits, vector_hits.result() if vector_hits is not None else []
 
 
 async def search(
@@ -158,19 +225,19 @@ async def search(
     """
     filters = search_filters(request)
     text = (request.query or "")[:MAX_QUERY_CHARS]
-    keyword_query = parse_query(text)
-    if not keyword_query and request.embedding is None:
-        rows = await repository.top_by_impact(
-            session,
+    job = _Search(organization_id, filters, parse_query(text), runtime)
+    if not job.query and request.embedding is None:
+        top = partial(
+            repository.top_by_impact,
             organization_id=organization_id,
             filters=filters,
             limit=request.limit,
         )
-        return [to_result(row, row.impact) for row in rows]
+        return await runtime.read(
+            session, lambda sync: [to_result(row, row.impact) for row in top(sync)]
+        )
 
-    keyword_hits, vector_hits = await _rank(
-        session, runtime, organization_id, request, filters, rankings
-    )
+    keyword_hits, vector_hits = await _rank(session, job, request, rankings)
     # Both rankings already applied the filters and carry each impact.
     impacts = {pk: impact for pk, impact in vector_hits}
     impacts.update((pk, impact) for pk, _relevance, impact in keyword_hits)
@@ -179,23 +246,10 @@ async def search(
         relevances=[relevance for _pk, relevance, _impact in keyword_hits],
     )
     vector_ranking = Ranking([pk for pk, _impact in vector_hits])
-    fused = fuse([keyword_ranking, vector_ranking], impacts)
-    return await _hydrate(session, organization_id, fused[: request.limit], filters)
-
-
-async def _hydrate(
-    session: AsyncSession,
-    organization_id: str,
-    scored: list[tuple[int, float]],
-    filters: LearningFilters,
-) -> list[SearchResultRead]:
-    rows = await repository.load_by_pks(
-        session,
-        organization_id=organization_id,
-        pks=[pk for pk, _score in scored],
-        filters=filters,
-    )
-    return [to_result(rows[pk], score) for pk, score in scored if pk in rows]
+    fused = fuse([keyword_ranking, vector_ranking], impacts)[: request.limit]
+    if not fused:
+        return []
+    return await runtime.read(session, partial(job.results, scored=fused))
 
 
 def _iso(value: datetime | None) -> str | None:

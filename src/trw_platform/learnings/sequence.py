@@ -2,6 +2,7 @@
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from trw_platform.core.db import dialect_insert
 from trw_platform.learnings.models import LearningSequence
@@ -25,9 +26,9 @@ async def next_sync_seq(session: AsyncSession, *, organization_id: str) -> int:
     return int((await session.execute(statement)).scalar_one())
 
 
-async def current_sync_seq(session: AsyncSession, *, organization_id: str) -> int:
+def current_sync_seq(session: Session, *, organization_id: str) -> int:
     """Return the last value handed out, or 0 when the organization has none."""
-    value = await session.scalar(
+    value = session.scalar(
         select(LearningSequence.last_value).where(
             LearningSequence.organization_id == organization_id
         )

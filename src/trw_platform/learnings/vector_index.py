@@ -5,9 +5,13 @@ instead of reading every stored vector from the database. The matrix is a
 cache: before each search it is compared with the organization's ``sync_seq``
 and only rows changed since the cached value are read again, so a write
 through any worker process reaches every worker on its next search.
+
+Refreshes run in reader threads, or on the event loop on PostgreSQL, and
+products in worker threads. A lock guards the matrices while rows are
+applied or multiplied, and never while the database is read.
 """
 
-import asyncio
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +19,9 @@ from typing import Any
 import numpy as np
 import structlog
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
-from trw_platform.learnings import repository
 from trw_platform.learnings.models import Learning
 from trw_platform.learnings.repository import LearningFilters
 from trw_platform.learnings.sequence import current_sync_seq
@@ -31,12 +34,27 @@ MAX_CACHED_VECTORS = 250_000
 INITIAL_CAPACITY = 256
 
 
+@dataclass(frozen=True)
+class RowChange:
+    """One learning's vector and filter fields as of its sync_seq."""
+
+    pk: int
+    seq: int
+    vector: np.ndarray | None
+    impact: float
+    status: str
+
+
 @dataclass
-class _OrgMatrix:
+class OrgMatrix:
+    """One organization's vectors, with what masks need, in growable arrays."""
+
     dimension: int
     sync_seq: int = 0
     size: int = 0
     pks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # The sync_seq of the stored version of each row's learning.
+    seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     impacts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     statuses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
@@ -47,6 +65,7 @@ class _OrgMatrix:
         capacity = max(INITIAL_CAPACITY, 2 * len(self.pks))
         extra = capacity - len(self.pks)
         self.pks = np.concatenate([self.pks, np.zeros(extra, np.int64)])
+        self.seqs = np.concatenate([self.seqs, np.zeros(extra, np.int64)])
         self.vectors = np.vstack(
             [
                 self.vectors.reshape(-1, self.dimension),
@@ -57,23 +76,27 @@ class _OrgMatrix:
         self.statuses = np.concatenate([self.statuses, np.zeros(extra, np.uint16)])
         self.live = np.concatenate([self.live, np.zeros(extra, bool)])
 
-    def put(
-        self, pk: int, vector: np.ndarray | None, impact: float, status: str
-    ) -> None:
-        row = self.rows.get(pk)
+    def put(self, change: RowChange) -> None:
+        """Store a learning's version unless a newer one is stored already.
+
+        Two refreshes may read overlapping changes and apply them in either
+        order, so each row keeps the sync_seq of its version.
+        """
+        row = self.rows.get(change.pk)
         if row is None:
-            if vector is None:
-                return
             if self.size == len(self.pks):
                 self._grow()
-            row = self.rows[pk] = self.size
+            row = self.rows[change.pk] = self.size
             self.size += 1
-        self.pks[row] = pk
-        self.live[row] = vector is not None
-        if vector is not None:
-            self.vectors[row] = vector
-        self.impacts[row] = impact
-        self.statuses[row] = status_code(status)
+        elif self.seqs[row] >= change.seq:
+            return
+        self.pks[row] = change.pk
+        self.seqs[row] = change.seq
+        self.live[row] = change.vector is not None
+        if change.vector is not None:
+            self.vectors[row] = change.vector
+        self.impacts[row] = change.impact
+        self.statuses[row] = status_code(change.status)
 
     def mask(self, filters: LearningFilters, eligible: set[int] | None) -> np.ndarray:
         size = self.size
@@ -92,13 +115,15 @@ class _OrgMatrix:
 
 
 _STATUS_CODES: dict[str, int] = {}
+_STATUS_LOCK = threading.Lock()
 
 
 def status_code(status: str) -> int:
     """Return a small integer for a status, so masks compare integers."""
     code = _STATUS_CODES.get(status)
     if code is None:
-        code = _STATUS_CODES.setdefault(status, len(_STATUS_CODES) + 1)
+        with _STATUS_LOCK:
+            code = _STATUS_CODES.setdefault(status, len(_STATUS_CODES) + 1)
     return code
 
 
@@ -125,52 +150,56 @@ class VectorIndex:
     def __init__(self, *, model_name: str, dimension: int) -> None:
         self.model_name = model_name
         self.dimension = dimension
-        self._orgs: OrderedDict[str, _OrgMatrix] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self._orgs: OrderedDict[str, OrgMatrix] = OrderedDict()
+        self._lock = threading.Lock()
 
-    async def _refresh(self, session: AsyncSession, organization_id: str) -> _OrgMatrix:
-        current = await current_sync_seq(session, organization_id=organization_id)
-        matrix = self._orgs.get(organization_id)
-        if matrix is not None and matrix.sync_seq >= current:
+    def refresh(self, session: Session, organization_id: str) -> OrgMatrix:
+        """Bring the organization's matrix up to its current sync_seq."""
+        current = current_sync_seq(session, organization_id=organization_id)
+        with self._lock:
+            matrix = self._orgs.get(organization_id)
+            if matrix is None:
+                matrix = self._orgs[organization_id] = OrgMatrix(self.dimension)
             self._orgs.move_to_end(organization_id)
+            since = matrix.sync_seq
+        if since >= current:
             return matrix
 
-        async with self._lock:
-            matrix = self._orgs.get(organization_id) or _OrgMatrix(self.dimension)
-            if matrix.sync_seq < current:
-                await self._load_changes(session, organization_id, matrix)
-                matrix.sync_seq = current
-            self._orgs[organization_id] = matrix
-            self._orgs.move_to_end(organization_id)
+        changes = self._read_changes(session, organization_id, since)
+        with self._lock:
+            for change in changes:
+                matrix.put(change)
+            matrix.sync_seq = max(matrix.sync_seq, current)
             self._evict()
+        log.debug(
+            "learnings.vectors_refreshed",
+            organization_id=organization_id,
+            changed=len(changes),
+            size=matrix.size,
+        )
         return matrix
 
-    async def _load_changes(
-        self, session: AsyncSession, organization_id: str, matrix: _OrgMatrix
-    ) -> None:
+    def _read_changes(
+        self, session: Session, organization_id: str, since: int
+    ) -> list[RowChange]:
         statement = select(
             Learning.pk,
+            Learning.sync_seq,
             Learning.embedding,
             Learning.embedding_model,
             Learning.impact,
             Learning.status,
         ).where(
             Learning.organization_id == organization_id,
-            Learning.sync_seq > matrix.sync_seq,
+            Learning.sync_seq > since,
         )
-        changed = 0
-        for pk, blob, model, impact, status in await session.execute(statement):
+        changes = []
+        for pk, seq, blob, model, impact, status in session.execute(statement):
             vector = None
             if blob is not None and model == self.model_name:
                 vector = decode_vector(blob, self.dimension)
-            matrix.put(pk, vector, impact, status)
-            changed += 1
-        log.debug(
-            "learnings.vectors_refreshed",
-            organization_id=organization_id,
-            changed=changed,
-            size=matrix.size,
-        )
+            changes.append(RowChange(pk, seq, vector, impact, status))
+        return changes
 
     def _evict(self) -> None:
         total = sum(matrix.size for matrix in self._orgs.values())
@@ -178,32 +207,30 @@ class VectorIndex:
             _org, evicted = self._orgs.popitem(last=False)
             total -= evicted.size
 
-    async def search(
+    def nearest(
         self,
-        session: AsyncSession,
-        *,
-        organization_id: str,
+        matrix: OrgMatrix,
         query_vector: np.ndarray,
+        *,
         filters: LearningFilters,
+        eligible: set[int] | None,
         limit: int,
         min_similarity: float,
     ) -> list[tuple[int, float, float]]:
-        """Return (pk, cosine similarity, impact) of the nearest, best first."""
-        matrix = await self._refresh(session, organization_id)
-        if matrix.size == 0:
-            return []
-        eligible = None
-        if filters.needs_sql:
-            eligible = await repository.filtered_pks(
-                session, organization_id=organization_id, filters=filters
-            )
-        return _nearest(
-            matrix, query_vector, matrix.mask(filters, eligible), limit, min_similarity
-        )
+        """Return (pk, cosine similarity, impact) of the nearest, best first.
+
+        ``eligible`` limits the result to these pks, for filters that only
+        the database can apply.
+        """
+        with self._lock:
+            if matrix.size == 0:
+                return []
+            keep = matrix.mask(filters, eligible)
+            return _nearest(matrix, query_vector, keep, limit, min_similarity)
 
 
 def _nearest(
-    matrix: _OrgMatrix,
+    matrix: OrgMatrix,
     query_vector: np.ndarray,
     keep: np.ndarray,
     limit: int,

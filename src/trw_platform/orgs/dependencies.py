@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 import structlog
@@ -13,6 +14,7 @@ from trw_platform.auth import tokens
 from trw_platform.core.db import SessionDep
 from trw_platform.core.errors import Forbidden, Unauthorized
 from trw_platform.core.requests import client_ip
+from trw_platform.core.sqlite_reader import run_read
 from trw_platform.orgs import keys, scopes, service
 from trw_platform.orgs.models import ApiKey
 
@@ -50,7 +52,13 @@ async def _resolve_key(
 ) -> ApiKey:
     api_key: ApiKey | None
     if credential.startswith(keys.PREFIXES):
-        api_key = await service.find_active_key(session, raw_key=credential)
+        # On SQLite the lookup runs in a reader thread. A request that writes
+        # nothing then never takes a connection of the async engine.
+        api_key = await run_read(
+            request.app.state.sqlite_reader,
+            session,
+            partial(service.active_key, raw_key=credential),
+        )
     else:
         api_key = await _key_from_token(request, session, credential)
 
@@ -70,7 +78,11 @@ async def _key_from_token(
     claims = tokens.decode_token(secret, credential, token_type=tokens.API_KEY_TOKEN)
     if claims is None:
         return None
-    return await service.find_active_key_by_id(session, key_id=claims["sub"])
+    return await run_read(
+        request.app.state.sqlite_reader,
+        session,
+        partial(service.active_key_by_id, key_id=claims["sub"]),
+    )
 
 
 def require_scope(

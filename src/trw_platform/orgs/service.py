@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from trw_platform.core import audit
 from trw_platform.core.db import utc_now
@@ -165,12 +166,12 @@ async def revoke_api_key(
     return api_key
 
 
-async def find_active_key(session: AsyncSession, *, raw_key: str) -> ApiKey | None:
+def active_key(session: Session, *, raw_key: str) -> ApiKey | None:
     """Look up a raw key; None when malformed, unknown, expired or revoked."""
     if not keys.is_well_formed(raw_key):
         return None
 
-    api_key = await session.scalar(
+    api_key = session.scalar(
         select(ApiKey).where(ApiKey.key_hash == hash_token(raw_key))
     )
     if api_key is None or not api_key.is_active(utc_now()):
@@ -178,11 +179,16 @@ async def find_active_key(session: AsyncSession, *, raw_key: str) -> ApiKey | No
     return api_key
 
 
-async def find_active_key_by_id(session: AsyncSession, *, key_id: str) -> ApiKey | None:
-    api_key = await session.get(ApiKey, key_id)
+def active_key_by_id(session: Session, *, key_id: str) -> ApiKey | None:
+    api_key = session.get(ApiKey, key_id)
     if api_key is None or not api_key.is_active(utc_now()):
         return None
     return api_key
+
+
+async def find_active_key(session: AsyncSession, *, raw_key: str) -> ApiKey | None:
+    """Look up a raw key in an async session; see ``active_key``."""
+    return await session.run_sync(active_key, raw_key=raw_key)
 
 
 async def record_key_use(
