@@ -120,16 +120,26 @@ async def test_same_source_id_in_other_project_is_new(
     assert second.json()["id"] != first["id"]
 
 
-async def test_missing_source_learning_id_always_inserts(
-    client: httpx.AsyncClient, org: OrgWithKey
+@pytest.mark.parametrize("source_id", [None, ""], ids=["missing", "empty"])
+async def test_replay_without_source_id_upserts(
+    client: httpx.AsyncClient, org: OrgWithKey, source_id: str | None
 ) -> None:
     body = learning_body()
-    del body["source_learning_id"]
+    if source_id is None:
+        del body["source_learning_id"]
+    else:
+        body["source_learning_id"] = source_id
     first = await client.post("/v1/learnings", json=body, headers=org.headers)
-    second = await client.post("/v1/learnings", json=body, headers=org.headers)
+    replay = await client.post("/v1/learnings", json=body, headers=org.headers)
+    other = await client.post(
+        "/v1/learnings", json={**body, "summary": "Another one"}, headers=org.headers
+    )
 
-    assert (first.status_code, second.status_code) == (201, 201)
-    assert first.json()["source_learning_id"] != second.json()["source_learning_id"]
+    assert (first.status_code, replay.status_code) == (201, 200)
+    assert replay.json()["id"] == first.json()["id"]
+    assert first.json()["source_learning_id"].startswith("auto-")
+    assert other.status_code == 201
+    assert other.json()["id"] != first.json()["id"]
 
 
 async def test_trw_memory_body_without_status(
@@ -311,6 +321,37 @@ async def test_malformed_json_is_rejected(
     detail = assert_envelope(response, 400, "invalid_json")
     assert detail.startswith("The request body is not valid JSON")
     assert await db.scalar(select(func.count()).select_from(Learning)) == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'\xff\xfe{"summary": "x"}', b'{"pad": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
+    ids=["not-utf8", "nested-too-deep"],
+)
+async def test_unparseable_body_is_invalid_json(
+    client: httpx.AsyncClient, org: OrgWithKey, db: AsyncSession, raw: bytes
+) -> None:
+    headers = {**org.headers, "content-type": "application/json"}
+    response = await client.post("/v1/learnings", content=raw, headers=headers)
+
+    detail = assert_envelope(response, 400, "invalid_json")
+    assert detail.startswith("The request body is not valid JSON")
+    assert await db.scalar(select(func.count()).select_from(Learning)) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded"]
+)
+async def test_body_of_other_media_type_is_415(
+    client: httpx.AsyncClient, org: OrgWithKey, content_type: str
+) -> None:
+    headers = {**org.headers, "content-type": content_type}
+    response = await client.post(
+        "/v1/learnings", content=b'{"summary": "typed wrong"}', headers=headers
+    )
+
+    detail = assert_envelope(response, 415, "unsupported_media_type")
+    assert content_type in detail
 
 
 async def test_body_must_be_an_object(

@@ -13,6 +13,7 @@ Every error body is ``{"error": code, "detail": ..., "request_id": ...}``.
     └── RateLimited           429 rate_limited (sets Retry-After)
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -25,6 +26,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = structlog.get_logger(__name__)
 
 INTERNAL_ERROR_DETAIL = "An unexpected error occurred."
+# The detail of the HTTPException FastAPI raises when json.loads fails.
+FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+# Validation error types for a body that reached pydantic as raw bytes.
+NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "model_type"})
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -155,11 +160,28 @@ async def handle_app_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, exc.code, exc.detail, exc.headers)
 
 
+def _is_json_media_type(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _unparsed_body(request: Request, errors: Sequence[Any]) -> bool:
+    """Return whether the body was left unparsed for its content type."""
+    content_type = request.headers.get("content-type", "")
+    if _is_json_media_type(content_type):
+        return False
+    return any(
+        tuple(item["loc"]) == ("body",) and item["type"] in NOT_AN_OBJECT
+        for item in errors
+    )
+
+
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     """Render 400 for a body that is not JSON, 422 for JSON that fails the schema.
 
     A body that does not parse gets the same response as on the routes that
-    read their body themselves: 400 ``invalid_json``.
+    read their body themselves: 400 ``invalid_json``. A body sent with
+    another content type is not parsed at all, which gets 415.
     """
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
@@ -168,6 +190,13 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
         message = "The request body is not valid JSON"
         detail = f"{message}: {reason}" if reason else f"{message}."
         return error_response(request, 400, "invalid_json", detail)
+    if _unparsed_body(request, errors):
+        content_type = request.headers.get("content-type", "none")
+        detail = (
+            "Send the body as JSON with 'Content-Type: application/json'"
+            f" (got {content_type[:100]!r})."
+        )
+        return error_response(request, 415, "unsupported_media_type", detail)
 
     detail = [
         {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]}
@@ -180,6 +209,12 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     detail = exc.detail
+    if exc.status_code == 400 and detail == FASTAPI_PARSE_ERROR:
+        # FastAPI raises this for bodies json.loads rejects before pydantic
+        # sees them: bytes that are not UTF-8, or nesting past the recursion
+        # limit.
+        code = "invalid_json"
+        detail = "The request body is not valid JSON: not UTF-8, or nested too deeply."
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}"
     headers = dict(exc.headers) if exc.headers else None

@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trw_platform.core.db import new_id, utc_now
+from trw_platform.core.db import utc_now
 from trw_platform.learnings import keyword, repository
 from trw_platform.learnings.embeddings import Embedder, document_text, vector_bytes
 from trw_platform.learnings.errors import LearningNotFound
@@ -53,6 +53,12 @@ class PublishResult:
     learning: Learning
     created: bool
     changed: bool
+
+
+def derived_source_id(data: LearningCreate) -> str:
+    """Return ``auto-`` and 24 hex digits of the SHA-256 of summary and detail."""
+    encoded = orjson.dumps([data.summary, data.detail or ""])
+    return "auto-" + hashlib.sha256(encoded).hexdigest()[:24]
 
 
 def content_hash(values: dict[str, Any]) -> str:
@@ -105,12 +111,13 @@ async def publish(
 ) -> PublishResult:
     """Insert or update the learning with this source project and source id.
 
-    A missing ``source_project`` counts as "unknown"; a missing
-    ``source_learning_id`` gets a new one, so such a publish always inserts.
-    A replay with unchanged content changes nothing, not even ``sync_seq``.
+    A missing ``source_project`` counts as "unknown". A missing or empty
+    ``source_learning_id`` is derived from the summary and detail, so a
+    replay of the same publish finds the learning it stored. A replay with
+    unchanged content changes nothing, not even ``sync_seq``.
     """
     source_project = data.source_project or UNKNOWN_PROJECT
-    source_learning_id = data.source_learning_id or new_id()
+    source_learning_id = data.source_learning_id or derived_source_id(data)
     lookup = {
         "organization_id": organization_id,
         "source_project": source_project,
