@@ -72,7 +72,7 @@ async def test_closed_reader_rejects_work(engine: AsyncEngine) -> None:
     await reader.close()
     await reader.close()
 
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match="reader is closed"):
         await reader.run(_bodies)
 
 

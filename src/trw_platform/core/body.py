@@ -13,7 +13,12 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from trw_platform.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from trw_platform.core.errors import (
+    INVALID_JSON_DETAIL,
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 SUPPORTED_ENCODINGS = ("identity", "gzip", "deflate")
 # orjson reads integers beyond 64 bits as floats, losing digits, so a body
@@ -77,9 +82,7 @@ def parse_json(raw: bytes) -> Any:
             parse_int=_parse_int,
         )
     except (ValueError, RecursionError) as exc:
-        raise BadRequest(
-            f"The request body is not valid JSON: {exc}", code="invalid_json"
-        ) from exc
+        raise BadRequest(f"{INVALID_JSON_DETAIL}: {exc}", code="invalid_json") from exc
 
 
 def _parse_float(text: str) -> float | Unstorable:

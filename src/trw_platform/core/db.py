@@ -84,6 +84,19 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """Return the engine's SQLite file, or None for PostgreSQL and ``:memory:``.
+
+    A second connection, on another driver or thread, can open only a file.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    if not url.database or url.database == ":memory:":
+        return None
+    return url.database
+
+
 def create_engine(url: str) -> AsyncEngine:
     """Create the async engine.
 
@@ -101,7 +114,7 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(
         url, connect_args={"timeout": 30}, json_serializer=json_dumps
     )
-    event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    event.listen(engine.sync_engine, "connect", on_sqlite_connect)
     WriteGate().install(engine)
     return engine
 
@@ -131,7 +144,8 @@ def sqlite_timestamp(value: datetime) -> str:
     return value.isoformat(" ", timespec="microseconds")[:-6]
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Configure each new connection of a SQLite engine; a ``connect`` listener."""
     configure_sqlite_connection(dbapi_connection)
 
 

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = structlog.get_logger(__name__)
 
 INTERNAL_ERROR_DETAIL = "An unexpected error occurred."
+INVALID_JSON_DETAIL = "The request body is not valid JSON"
 # The detail of the HTTPException FastAPI raises when json.loads fails.
 FASTAPI_PARSE_ERROR = "There was an error parsing the body"
 # Validation error types for a body that reached pydantic as raw bytes.
@@ -187,8 +188,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
     errors = exc.errors()
     if errors and all(item["type"] == "json_invalid" for item in errors):
         reason = errors[0].get("ctx", {}).get("error", "")
-        message = "The request body is not valid JSON"
-        detail = f"{message}: {reason}" if reason else f"{message}."
+        detail = f"{INVALID_JSON_DETAIL}: {reason}" if reason else INVALID_JSON_DETAIL
         return error_response(request, 400, "invalid_json", detail)
     if _unparsed_body(request, errors):
         content_type = request.headers.get("content-type", "none")
@@ -210,11 +210,11 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     detail = exc.detail
     if exc.status_code == 400 and detail == FASTAPI_PARSE_ERROR:
-        # FastAPI raises this for bodies json.loads rejects before pydantic
-        # sees them: bytes that are not UTF-8, or nesting past the recursion
-        # limit.
+        # FastAPI raises this when json.loads rejects a body before pydantic
+        # validates it: bytes that are not UTF-8, or nesting past the
+        # recursion limit.
         code = "invalid_json"
-        detail = "The request body is not valid JSON: not UTF-8, or nested too deeply."
+        detail = f"{INVALID_JSON_DETAIL}: not UTF-8, or nested too deeply."
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}"
     headers = dict(exc.headers) if exc.headers else None

@@ -7,22 +7,23 @@ so loading ten learnings by primary key took about 2.7 ms for 0.1 ms of SQL.
 A reader runs a whole function of synchronous SQLAlchemy calls in one of its
 threads instead, on a synchronous engine of its own over the same file.
 
-Readers never write: the request's own session keeps every write and the
-engine's write turns. In WAL mode their reads see the last committed state
-and never wait for a writer.
+Readers run only reads: every write stays in the request's own session and
+takes the engine's write turns. In WAL mode a read sees the last committed
+state, and readers and the writer do not block each other (SQLite's
+documentation of write-ahead logging).
 """
 
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from trw_platform.core.db import configure_sqlite_connection, json_dumps
+from trw_platform.core.db import json_dumps, on_sqlite_connect, sqlite_file
 
 log = structlog.get_logger(__name__)
 
@@ -51,27 +52,27 @@ class SqliteReader:
         and for an in-memory SQLite database, which a second connection
         cannot open.
         """
-        url = engine.url
-        if url.get_backend_name() != "sqlite":
-            return None
-        if not url.database or url.database == ":memory:":
+        database = sqlite_file(engine)
+        if database is None:
             return None
 
         sync_engine = create_engine(
-            url.set(drivername="sqlite"),
+            engine.url.set(drivername="sqlite"),
             connect_args={"timeout": 30, "check_same_thread": False},
             json_serializer=json_dumps,
             pool_size=READ_THREADS,
             max_overflow=0,
         )
-        event.listen(sync_engine, "connect", _configure)
-        log.info("database.reader_started", path=url.database, threads=READ_THREADS)
+        event.listen(sync_engine, "connect", on_sqlite_connect)
+        log.info("database.reader_started", path=database, threads=READ_THREADS)
         return cls(sync_engine)
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` with a session of its own in a reader thread."""
         if self._closed:
-            raise RuntimeError("the SQLite reader is closed")
+            raise RuntimeError(
+                "The SQLite reader is closed: the application has stopped."
+            )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, work)
 
@@ -80,17 +81,13 @@ class SqliteReader:
             return work(session)
 
     async def close(self) -> None:
-        """Stop the threads and close the connections; later calls do nothing."""
+        """Stop the threads and close the connections. Later calls do nothing."""
         if self._closed:
             return
         self._closed = True
         await asyncio.to_thread(self._executor.shutdown, wait=True)
         self._engine.dispose()
         log.info("database.reader_stopped")
-
-
-def _configure(dbapi_connection: Any, _record: Any) -> None:
-    configure_sqlite_connection(dbapi_connection)
 
 
 async def run_read(

@@ -119,7 +119,7 @@ class _Search:
     def prepare_vectors(
         self, session: Session
     ) -> tuple[OrgMatrix | None, set[int] | None]:
-        """Refresh the vector cache; collect the pks that SQL-only filters pass."""
+        """Refresh the vector cache and collect the pks that SQL-only filters pass."""
         index = self.runtime.index
         if index is None:
             return None, None
@@ -130,6 +130,16 @@ class _Search:
                 session, organization_id=self.organization_id, filters=self.filters
             )
         return matrix, eligible
+
+    def top_by_impact(self, session: Session, limit: int) -> list[SearchResultRead]:
+        """Return the filtered learnings by impact, each scored by its impact."""
+        rows = repository.top_by_impact(
+            session,
+            organization_id=self.organization_id,
+            filters=self.filters,
+            limit=limit,
+        )
+        return [to_result(row, row.impact) for row in rows]
 
     def keyword_hits(self, session: Session) -> list[tuple[int, float, float]]:
         return keyword.rank(
@@ -227,14 +237,8 @@ async def search(
     text = (request.query or "")[:MAX_QUERY_CHARS]
     job = _Search(organization_id, filters, parse_query(text), runtime)
     if not job.query and request.embedding is None:
-        top = partial(
-            repository.top_by_impact,
-            organization_id=organization_id,
-            filters=filters,
-            limit=request.limit,
-        )
         return await runtime.read(
-            session, lambda sync: [to_result(row, row.impact) for row in top(sync)]
+            session, partial(job.top_by_impact, limit=request.limit)
         )
 
     keyword_hits, vector_hits = await _rank(session, job, request, rankings)

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from trw_platform.core.db import sqlite_file
 from trw_platform.core.write_gate import gate_for
 from trw_platform.telemetry.ingest import store_rows
 from trw_platform.telemetry.sqlite_store import SqliteStore
@@ -64,9 +65,8 @@ class BatchWriter:
     ) -> "BatchWriter":
         """Return a writer that stores SQLite groups through its own connection."""
         gate = gate_for(engine)
-        database = engine.url.database
-        # An in-memory SQLite database cannot be opened by a second connection.
-        if gate is None or not database or database == ":memory:":
+        database = sqlite_file(engine)
+        if gate is None or database is None:
             return cls(sessionmaker)
         return cls(sessionmaker, sqlite=SqliteStore(database, gate))
 
