@@ -166,7 +166,7 @@ def load_by_pks(
     organization, *others = filter_clauses(organization_id, filters)
     if session.get_bind().dialect.name == "sqlite":
         # Without statistics SQLite's planner rates the organization index
-        # as selective as the primary keys, and read all of an organization's
+        # as selective as the primary keys, and so read all of an organization's
         # rows through it: 1.1 ms instead of 0.1 ms at 10,000 learnings.
         # likely() marks the organization term as true for most rows.
         organization = func.likely(organization)
